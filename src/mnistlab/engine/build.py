@@ -1,0 +1,18 @@
+"""Turn a config's model fields into a module (the only place engine meets the model registry)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from mnistlab.config import TrainConfig
+from mnistlab.models import count_params, create_model, fit_to_budget
+
+
+def build_model(config: TrainConfig) -> nn.Module:
+    options = dict(config.model_options)
+    if config.max_params > 0:
+        options = fit_to_budget(config.model, config.max_params, **options).options
+    return create_model(config.model, **options)
+
+
+__all__ = ["build_model", "count_params"]

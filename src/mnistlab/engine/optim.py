@@ -1,0 +1,95 @@
+"""Optimizers and learning-rate schedules, as registries keyed by the names used in configs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import torch
+from torch import nn
+
+from mnistlab.config import TrainConfig
+
+OptimizerFactory = Callable[[Iterable[nn.Parameter], TrainConfig], torch.optim.Optimizer]
+
+OPTIMIZERS: dict[str, OptimizerFactory] = {
+    # momentum 0 gives the seeds' "vanilla" gradient descent; nesterov needs momentum > 0
+    "sgd": lambda params, c: torch.optim.SGD(
+        params, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov and c.momentum > 0,
+        weight_decay=c.weight_decay,
+    ),
+    "adam": lambda params, c: torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay),
+    "adamw": lambda params, c: torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay),
+    "rmsprop": lambda params, c: torch.optim.RMSprop(
+        params, lr=c.lr, momentum=c.momentum if c.momentum < 1 else 0.0,
+        weight_decay=c.weight_decay,
+    ),
+}
+
+
+def create_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    return OPTIMIZERS[config.optimizer](model.parameters(), config)
+
+
+class Schedule:
+    """One interface over per-batch (OneCycle) and per-epoch (all others) lr schedules."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int):
+        self.optimizer = optimizer
+        self.name = config.scheduler
+        self.per_batch = config.scheduler == "onecycle"
+        self.scheduler: torch.optim.lr_scheduler.LRScheduler | None
+        self.plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
+        self.scheduler = SCHEDULERS[config.scheduler](optimizer, config, steps_per_epoch)
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.plateau, self.scheduler = self.scheduler, None
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def after_batch(self) -> None:
+        if self.per_batch and self.scheduler is not None:
+            self.scheduler.step()
+
+    def after_epoch(self, val_loss: float) -> None:
+        if self.plateau is not None:
+            self.plateau.step(val_loss)
+        elif not self.per_batch and self.scheduler is not None:
+            self.scheduler.step()
+
+    def state_dict(self) -> dict:
+        inner = self.plateau or self.scheduler
+        return inner.state_dict() if inner is not None else {}
+
+
+SchedulerFactory = Callable[[torch.optim.Optimizer, TrainConfig, int], object]
+
+
+def _phases(optimizer: torch.optim.Optimizer, c: TrainConfig, _: int) -> object:
+    # seed 002's multi-phase schedule: a fixed lr per phase, switching at the milestone epochs
+    base = c.lr
+
+    def factor(epoch: int) -> float:
+        # `epoch` counts finished epochs; milestones are the 1-based epochs where a phase starts
+        phase = sum(1 for m in c.milestones if epoch + 1 >= m)
+        return c.phase_lrs[phase] / base
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+SCHEDULERS: dict[str, SchedulerFactory] = {
+    "none": lambda opt, c, n: None,
+    "step": lambda opt, c, n: torch.optim.lr_scheduler.StepLR(opt, c.step_size, c.gamma),
+    # milestones are 1-based epochs where the decayed lr starts; MultiStepLR counts finished epochs
+    "multistep": lambda opt, c, n: torch.optim.lr_scheduler.MultiStepLR(
+        opt, [m - 1 for m in c.milestones], c.gamma
+    ),
+    "onecycle": lambda opt, c, n: torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=c.lr, epochs=c.epochs, steps_per_epoch=n, pct_start=c.pct_start
+    ),
+    "plateau": lambda opt, c, n: torch.optim.lr_scheduler.ReduceLROnPlateau(
+        opt, factor=c.gamma, patience=c.patience
+    ),
+    "cosine": lambda opt, c, n: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=c.epochs),
+    "phases": _phases,
+}

@@ -1,0 +1,308 @@
+"""One training run from a config: train, select on val, test once, write the run directory.
+
+The run directory holds `config.toml`, `epochs.csv`, `best.pt`, `last.pt` and `summary.json`.
+The test set is evaluated exactly once, on the weights chosen by validation accuracy.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from mnistlab import __version__
+from mnistlab.config import TrainConfig
+from mnistlab.data import AugmentConfig, Splits
+from mnistlab.engine.averaging import make_ema, make_swa, refresh_bn
+from mnistlab.engine.device import resolve_device
+from mnistlab.engine.loop import EpochStats, evaluate, train_one_epoch
+from mnistlab.engine.optim import Schedule, create_optimizer
+from mnistlab.fsutil import atomic_torch_save, atomic_write_text
+from mnistlab.engine.build import build_model, count_params
+
+EPOCH_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
+CHECKPOINT_FORMAT = "mnistlab-checkpoint-1"
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    lr: float
+    train_loss: float
+    train_acc: float
+    val_loss: float
+    val_acc: float
+    seconds: float
+
+    def as_row(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in EPOCH_FIELDS}
+
+
+@dataclass
+class RunResult:
+    summary: dict[str, Any]
+    epochs: list[EpochRecord] = field(default_factory=list)
+
+
+class StopRun(Exception):
+    """Raised by an `on_epoch` callback to end a run early (e.g. an Optuna pruner)."""
+
+
+EpochCallback = Callable[[EpochRecord], None]
+
+
+def checkpoint_payload(model: nn.Module, config: TrainConfig, **extra: Any) -> dict[str, Any]:
+    # only tensors and plain values, so it loads with torch.load(weights_only=True)
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    return {"format": CHECKPOINT_FORMAT, "config": config.to_dict(), "state_dict": state, **extra}
+
+
+def _plain_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """State dict of a model or of the module inside an AveragedModel, with plain key names."""
+    inner = model.module if hasattr(model, "module") else model
+    return {k: v.detach().clone() for k, v in inner.state_dict().items()}
+
+
+def train_run(
+    config: TrainConfig,
+    splits: Splits,
+    out_dir: Path | None = None,
+    *,
+    progress: bool = True,
+    on_epoch: EpochCallback | None = None,
+    log: Callable[[str], None] | None = print,
+) -> RunResult:
+    """Train `config` on `splits` and return its summary; write the run directory if `out_dir`."""
+    device = resolve_device(config.device)
+    splits = splits.to(device)
+    generator = torch.Generator().manual_seed(config.seed)
+    # fork_rng keeps the caller's global RNG untouched while init and dropout draw from it
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = build_model(config).to(device)
+        return _train(config, model, splits, device, generator, out_dir, progress, on_epoch, log)
+
+
+def _train(
+    config: TrainConfig,
+    model: nn.Module,
+    splits: Splits,
+    device: torch.device,
+    generator: torch.Generator,
+    out_dir: Path | None,
+    progress: bool,
+    on_epoch: EpochCallback | None,
+    log: Callable[[str], None] | None,
+) -> RunResult:
+    params = count_params(model)
+    optimizer = create_optimizer(model, config)
+    steps_per_epoch = math.ceil(splits.train_images.shape[0] / config.batch_size)
+    schedule = Schedule(optimizer, config, steps_per_epoch)
+    augment = AugmentConfig(
+        rotate_deg=config.rotate_deg, translate=config.translate, scale=config.scale,
+        erase_p=config.erase_p,
+    )
+    ema = make_ema(model, config.ema_decay) if config.ema_decay > 0 else None
+    swa = make_swa(model) if config.swa_start > 0 else None
+    eval_model: nn.Module = ema if ema is not None else model
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out_dir / "config.toml", config.to_toml())
+
+    records: list[EpochRecord] = []
+    best: dict[str, Any] = {"val_acc": -1.0, "val_loss": math.inf, "epoch": 0, "state": None}
+    state = "finished"
+    diverged_epoch = 0
+    started = time.perf_counter()
+    bar = _EpochBar(progress, config.epochs, splits.train_images.shape[0])
+    try:
+        for epoch in range(1, config.epochs + 1):
+            epoch_started = time.perf_counter()
+            lr = schedule.lr
+            use_augment = epoch <= config.epochs - config.no_aug_last
+            bar.start(epoch)
+            train_stats = train_one_epoch(
+                model, splits.train_images, splits.train_labels, optimizer, schedule,
+                batch_size=config.batch_size, generator=generator,
+                augment=augment if use_augment else AugmentConfig(),
+                label_smoothing=config.label_smoothing, grad_clip=config.grad_clip,
+                after_step=(lambda: ema.update_parameters(model)) if ema is not None else None,
+                on_batch=bar.advance,
+            )
+            if swa is not None and epoch >= config.swa_start:
+                swa.update_parameters(model)
+            if not math.isfinite(train_stats.loss):
+                state, diverged_epoch = "diverged", epoch
+                _log(log, f"epoch {epoch}: training loss is {train_stats.loss}; run diverged")
+                break
+            val_stats = evaluate(
+                eval_model, splits.val_images, splits.val_labels,
+                batch_size=config.eval_batch_size,
+            )
+            schedule.after_epoch(val_stats.loss)
+            record = EpochRecord(
+                epoch, lr, train_stats.loss, train_stats.acc, val_stats.loss, val_stats.acc,
+                time.perf_counter() - epoch_started,
+            )
+            records.append(record)
+            if out_dir is not None:
+                _write_epochs(out_dir, records)
+            if _better(val_stats, best):
+                best.update(val_acc=val_stats.acc, val_loss=val_stats.loss, epoch=epoch,
+                            state=_plain_state(eval_model))
+                if out_dir is not None:
+                    atomic_torch_save(out_dir / "best.pt", _ckpt(eval_model, config, best))
+            bar.finish()
+            _log(log, _epoch_line(record, config.epochs))
+            if on_epoch is not None:
+                on_epoch(record)
+    except StopRun:
+        state = "pruned"
+    finally:
+        bar.close()
+
+    selected = "epoch"
+    if swa is not None and state == "finished":
+        # SWA weights are only meaningful after BN statistics are recomputed for them
+        refresh_bn(swa, splits.train_images)
+        swa_val = evaluate(swa, splits.val_images, splits.val_labels,
+                           batch_size=config.eval_batch_size)
+        _log(log, f"swa: val_loss {swa_val.loss:.4f} val_acc {swa_val.acc:.2f}%")
+        if _better(swa_val, best):
+            best.update(val_acc=swa_val.acc, val_loss=swa_val.loss, epoch=config.epochs,
+                        state=_plain_state(swa))
+            selected = "swa"
+            if out_dir is not None:
+                atomic_torch_save(out_dir / "best.pt", _ckpt(swa, config, best))
+
+    test_stats: EpochStats | None = None
+    tta_val: EpochStats | None = None
+    if best["state"] is not None and state != "diverged":
+        final = copy.deepcopy(model)
+        final.load_state_dict(best["state"])
+        if config.tta_angles:
+            tta_val = evaluate(final, splits.val_images, splits.val_labels,
+                               batch_size=config.eval_batch_size, tta_angles=config.tta_angles)
+        test_stats = evaluate(final, splits.test_images, splits.test_labels,
+                              batch_size=config.eval_batch_size, tta_angles=config.tta_angles)
+    if out_dir is not None:
+        atomic_torch_save(out_dir / "last.pt", _ckpt(model, config, {"epoch": len(records)}))
+
+    seconds = time.perf_counter() - started
+    summary: dict[str, Any] = {
+        "name": config.name,
+        "model": config.model,
+        "params": params,
+        "state": state,
+        "epochs": config.epochs,
+        "epochs_run": len(records),
+        "best_epoch": best["epoch"],
+        "selected": selected,
+        "val_acc": _number(best["val_acc"]) if best["state"] is not None else None,
+        "val_loss": _number(best["val_loss"]) if best["state"] is not None else None,
+        "val_acc_tta": tta_val.acc if tta_val else None,
+        "test_acc": test_stats.acc if test_stats else None,
+        "test_loss": test_stats.loss if test_stats else None,
+        "diverged_epoch": diverged_epoch or None,
+        "seconds": round(seconds, 3),
+        "seconds_per_epoch": round(sum(r.seconds for r in records) / max(len(records), 1), 3),
+        "train_size": int(splits.train_images.shape[0]),
+        "val_size": int(splits.val_images.shape[0]),
+        "test_size": int(splits.test_images.shape[0]),
+        "seed": config.seed,
+        "device": str(device),
+        "torch": torch.__version__,
+        "mnistlab": __version__,
+        "config_hash": config.config_hash(),
+    }
+    if out_dir is not None:
+        atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return RunResult(summary=summary, epochs=records)
+
+
+def _better(stats: EpochStats, best: dict[str, Any]) -> bool:
+    # val accuracy first; val loss breaks ties (10k val images make ties common)
+    return (stats.acc, -stats.loss) > (best["val_acc"], -best["val_loss"])
+
+
+def _number(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _ckpt(model: nn.Module, config: TrainConfig, info: dict[str, Any]) -> dict[str, Any]:
+    inner = model.module if hasattr(model, "module") else model
+    extra = {k: info[k] for k in ("epoch", "val_acc") if k in info}
+    return checkpoint_payload(inner, config, **extra)
+
+
+def _write_epochs(out_dir: Path, records: list[EpochRecord]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=EPOCH_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        writer.writerow({k: _fmt(v) for k, v in record.as_row().items()})
+    atomic_write_text(out_dir / "epochs.csv", buffer.getvalue())
+
+
+def _fmt(value: Any) -> Any:
+    return f"{value:.6g}" if isinstance(value, float) else value
+
+
+def _epoch_line(record: EpochRecord, epochs: int) -> str:
+    width = len(str(epochs))
+    return (
+        f"epoch {record.epoch:>{width}}/{epochs}  lr {record.lr:.5f}  "
+        f"train {record.train_loss:.4f} {record.train_acc:6.2f}%  "
+        f"val {record.val_loss:.4f} {record.val_acc:6.2f}%  {record.seconds:5.1f}s"
+    )
+
+
+def _log(log: Callable[[str], None] | None, message: str) -> None:
+    if log is not None:
+        log(message)
+
+
+class _EpochBar:
+    """A rich progress bar over the images of one epoch (nothing when disabled)."""
+
+    def __init__(self, enabled: bool, epochs: int, images: int):
+        self.enabled, self.epochs, self.images = enabled, epochs, images
+        self.progress = None
+        self.task = None
+        if enabled:
+            from rich.progress import (
+                BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn,
+            )
+
+            self.progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("img"), TimeRemainingColumn(), transient=True,
+            )
+            self.progress.start()
+
+    def start(self, epoch: int) -> None:
+        if self.progress is not None:
+            self.task = self.progress.add_task(f"epoch {epoch}/{self.epochs}", total=self.images)
+
+    def advance(self, count: int) -> None:
+        if self.progress is not None and self.task is not None:
+            self.progress.advance(self.task, count)
+
+    def finish(self) -> None:
+        if self.progress is not None and self.task is not None:
+            self.progress.remove_task(self.task)
+            self.task = None
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
