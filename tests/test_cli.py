@@ -1,0 +1,98 @@
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from mnistlab.cli import main
+
+SEED_COUNTS = {"tiny": 15_882, "enhanced": 19_306, "compact": 18_472, "s004": 18_662}
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_models_json_lists_seed_models(capsys):
+    code, out, _ = run_cli(capsys, "models", "--json")
+    assert code == 0
+    listed = {entry["name"]: entry["params"] for entry in json.loads(out)}
+    for name, params in SEED_COUNTS.items():
+        assert listed[name] == params
+
+
+def test_data_verifies_shared_files(capsys, mnist_dir):
+    code, out, _ = run_cli(capsys, "data", "--data-dir", str(mnist_dir), "--no-download")
+    assert code == 0 and "verified" in out
+
+
+def test_train_one_epoch_writes_run_dir(capsys, tmp_path):
+    out_dir = tmp_path / "run"
+    code, out, err = run_cli(
+        capsys, "train", "--model", "tiny", "--epochs", "1", "--train-subset", "2000",
+        "--val-size", "2000", "--out", str(out_dir), "--name", "smoke", "--desc", "cli test",
+        "--no-progress", "--device", "cpu",
+    )
+    assert code == 0, err
+    summary = json.loads((out_dir / "summary.json").read_text())
+    assert summary["name"] == "smoke" and summary["train_size"] == 2000
+    assert 'desc = "cli test"' in (out_dir / "config.toml").read_text()
+    assert "test_acc" in out
+
+
+def test_train_refuses_to_overwrite(capsys, tmp_path):
+    (tmp_path / "keep.txt").write_text("earlier results")
+    code, _, err = run_cli(capsys, "train", "--epochs", "1", "--out", str(tmp_path))
+    assert code == 2 and "not empty" in err
+    assert (tmp_path / "keep.txt").read_text() == "earlier results"
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["train", "--model", "resnet50"], "valid choices"),
+        (["train", "--optimizer", "lion"], "valid choices: adam, adamw, rmsprop, sgd"),
+        (["train", "--scheduler", "linear"], "valid choices"),
+        (["train", "--activation", "tanh"], "relu"),
+        (["train", "--epochs", "0"], "epochs must be > 0"),
+        (["train", "--batch-size", "-4"], "batch_size must be > 0"),
+        (["train", "--train-subset", "999999", "--epochs", "1"], "train_subset"),
+        (["train", "--config", "/nonexistent/c.toml"], "no such file"),
+        (["train", "--model-opt", "bogus=1"], "bogus"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(capsys, argv, fragment):
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2
+    assert fragment in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(("argv", "fragment"), [
+    (["train", "--epochs", "x"], "invalid int value"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_argparse_errors_are_one_line(capsys, argv, fragment):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and fragment in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_config_file_values(capsys, tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('epochs = -3\nlr = "fast"\n')
+    code, _, err = run_cli(capsys, "train", "--config", str(path))
+    assert code == 2 and "bad.toml" in err and len(err.strip().splitlines()) == 1
+
+
+def test_console_script_is_installed():
+    exe = shutil.which("mnistlab") or str(
+        __import__("pathlib").Path(sys.executable).parent / "mnistlab"
+    )
+    result = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "train" in result.stdout

@@ -1,0 +1,123 @@
+import csv
+import json
+
+import pytest
+import torch
+
+from mnistlab.config import TrainConfig
+from mnistlab.engine.loop import rotate
+from mnistlab.engine.optim import Schedule, create_optimizer
+from mnistlab.engine.trainer import train_run
+
+QUICK = dict(epochs=2, train_subset=0, rotate_deg=5.0, translate=0.05, no_aug_last=0,
+             device="cpu", eval_batch_size=1000)
+
+
+def lrs_per_epoch(config: TrainConfig, steps_per_epoch: int = 3) -> list[float]:
+    model = torch.nn.Linear(2, 2)
+    optimizer = create_optimizer(model, config)
+    schedule = Schedule(optimizer, config, steps_per_epoch)
+    lrs = []
+    for _ in range(config.epochs):
+        lrs.append(schedule.lr)
+        for _ in range(steps_per_epoch):
+            optimizer.step()
+            schedule.after_batch()
+        schedule.after_epoch(val_loss=1.0)
+    return lrs
+
+
+def test_phases_schedule_matches_seed002_log():
+    # seed 002: 0.003 -> 0.001 -> 0.0003 -> 0.0001, new lr from epochs 5, 12 and 18
+    config = TrainConfig(optimizer="adam", lr=0.003, scheduler="phases", epochs=20,
+                         milestones=(5, 12, 18), phase_lrs=(0.003, 0.001, 0.0003, 0.0001))
+    lrs = lrs_per_epoch(config)
+    assert lrs[:4] == pytest.approx([0.003] * 4)
+    assert lrs[4:11] == pytest.approx([0.001] * 7)
+    assert lrs[11:17] == pytest.approx([0.0003] * 6)
+    assert lrs[17:] == pytest.approx([0.0001] * 3)
+
+
+def test_multistep_uses_one_based_milestones():
+    config = TrainConfig(scheduler="multistep", lr=1.0, epochs=5, milestones=(3,), gamma=0.1)
+    assert lrs_per_epoch(config) == pytest.approx([1.0, 1.0, 0.1, 0.1, 0.1])
+
+
+def test_step_and_plateau_decay():
+    step = TrainConfig(scheduler="step", lr=1.0, epochs=4, step_size=2, gamma=0.5)
+    assert lrs_per_epoch(step) == pytest.approx([1.0, 1.0, 0.5, 0.5])
+    # a constant val loss is never an improvement after the first epoch
+    plateau = TrainConfig(scheduler="plateau", lr=1.0, epochs=6, patience=1, gamma=0.1)
+    assert lrs_per_epoch(plateau)[-1] < 1.0
+
+
+def test_onecycle_peaks_at_lr():
+    config = TrainConfig(scheduler="onecycle", lr=0.2, epochs=10, pct_start=0.3)
+    lrs = lrs_per_epoch(config, steps_per_epoch=10)
+    assert max(lrs) == pytest.approx(0.2, rel=0.05)
+    assert lrs[0] < 0.02 and lrs[-1] < 0.05
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "rmsprop"])
+def test_every_optimizer_builds(optimizer):
+    model = torch.nn.Linear(2, 2)
+    built = create_optimizer(model, TrainConfig(optimizer=optimizer, lr=0.01))
+    assert built.param_groups[0]["lr"] == 0.01
+
+
+def test_rotate_zero_is_identity_and_rotation_moves_pixels(small_splits):
+    from mnistlab.data import normalize
+
+    images = normalize(small_splits.train_images[:8])
+    assert torch.allclose(rotate(images, 0.0), images, atol=1e-5)
+    assert not torch.allclose(rotate(images, 30.0), images, atol=1e-2)
+
+
+def test_train_run_writes_run_dir_and_selects_on_val(small_splits, tmp_path):
+    config = TrainConfig(**QUICK)
+    result = train_run(config, small_splits, tmp_path, progress=False, log=None)
+    for name in ("config.toml", "epochs.csv", "best.pt", "last.pt", "summary.json"):
+        assert (tmp_path / name).is_file(), name
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    with open(tmp_path / "epochs.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    val = [float(r["val_acc"]) for r in rows]
+    assert summary["best_epoch"] == 1 + max(range(len(val)), key=lambda i: (val[i], -i))
+    assert summary["val_acc"] == pytest.approx(max(val), abs=1e-3)
+    assert summary["params"] == 15_882 and summary["state"] == "finished"
+    assert summary["test_size"] == 10_000 and 50 < summary["test_acc"] <= 100
+    assert TrainConfig.from_toml(tmp_path / "config.toml") == config
+    checkpoint = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert checkpoint["epoch"] == summary["best_epoch"]
+    assert result.summary == summary
+
+
+def test_same_seed_same_metrics_different_seed_differs(small_splits):
+    def metrics(seed: int) -> list[tuple]:
+        config = TrainConfig(**{**QUICK, "seed": seed, "epochs": 1})
+        result = train_run(config, small_splits, None, progress=False, log=None)
+        return [(r.train_loss, r.train_acc, r.val_loss, r.val_acc) for r in result.epochs]
+
+    first = metrics(0)
+    assert metrics(0) == first
+    assert metrics(1) != first
+
+
+def test_divergence_is_marked_not_crashing(small_splits, tmp_path):
+    config = TrainConfig(**{**QUICK, "lr": 1e6, "scheduler": "none", "momentum": 0.0,
+                            "weight_decay": 0.0})
+    summary = train_run(config, small_splits, tmp_path, progress=False, log=None).summary
+    assert summary["state"] == "diverged"
+    assert summary["diverged_epoch"] == 1
+    assert summary["test_acc"] is None
+    json.loads((tmp_path / "summary.json").read_text())  # valid JSON: no NaN literal
+
+
+def test_ema_swa_tta_run(small_splits):
+    config = TrainConfig(**{**QUICK, "ema_decay": 0.99, "tta_angles": (-3.0, 3.0)})
+    summary = train_run(config, small_splits, None, progress=False, log=None).summary
+    assert summary["val_acc_tta"] is not None and summary["test_acc"] > 50
+    config = TrainConfig(**{**QUICK, "swa_start": 1})
+    summary = train_run(config, small_splits, None, progress=False, log=None).summary
+    assert summary["selected"] in ("epoch", "swa") and summary["test_acc"] > 50
