@@ -9,7 +9,14 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MNIST = REPO.parent / "shared" / "datasets" / "mnist"
-os.environ.setdefault("MNISTLAB_DATA", str(SHARED_MNIST))
+if "MNISTLAB_DATA" not in os.environ:
+    # CI has ../shared beside the clone; a user's machine has the cache `mnistlab data` filled
+    if SHARED_MNIST.is_dir():
+        os.environ["MNISTLAB_DATA"] = str(SHARED_MNIST)
+    else:
+        from mnistlab.data import default_data_dir
+
+        os.environ["MNISTLAB_DATA"] = str(default_data_dir())
 # keep tests on the CPU and deterministic wherever they run
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 

@@ -32,9 +32,25 @@ def test_data_verifies_shared_files(capsys, mnist_dir):
 def test_train_one_epoch_writes_run_dir(capsys, tmp_path):
     out_dir = tmp_path / "run"
     code, out, err = run_cli(
-        capsys, "train", "--model", "tiny", "--epochs", "1", "--train-subset", "2000",
-        "--val-size", "2000", "--out", str(out_dir), "--name", "smoke", "--desc", "cli test",
-        "--no-progress", "--device", "cpu",
+        capsys,
+        "train",
+        "--model",
+        "tiny",
+        "--epochs",
+        "1",
+        "--train-subset",
+        "2000",
+        "--val-size",
+        "2000",
+        "--out",
+        str(out_dir),
+        "--name",
+        "smoke",
+        "--desc",
+        "cli test",
+        "--no-progress",
+        "--device",
+        "cpu",
     )
     assert code == 0, err
     summary = json.loads((out_dir / "summary.json").read_text())
@@ -72,10 +88,13 @@ def test_bad_input_is_one_line_exit_2(capsys, argv, fragment):
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize(("argv", "fragment"), [
-    (["train", "--epochs", "x"], "invalid int value"),
-    (["frobnicate"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["train", "--epochs", "x"], "invalid int value"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
 def test_argparse_errors_are_one_line(capsys, argv, fragment):
     with pytest.raises(SystemExit) as info:
         main(argv)

@@ -8,9 +8,14 @@ from mnistlab.errors import ConfigError
 
 
 def test_toml_round_trip(tmp_path):
-    config = TrainConfig(name="x", milestones=(5, 12, 18), phase_lrs=(3e-3, 1e-3, 3e-4, 1e-4),
-                         scheduler="phases", tta_angles=(-3.0, 3.0),
-                         model_options={"dropout_p": 0.1, "activation": "silu"})
+    config = TrainConfig(
+        name="x",
+        milestones=(5, 12, 18),
+        phase_lrs=(3e-3, 1e-3, 3e-4, 1e-4),
+        scheduler="phases",
+        tta_angles=(-3.0, 3.0),
+        model_options={"dropout_p": 0.1, "activation": "silu"},
+    )
     path = tmp_path / "c.toml"
     path.write_text(config.to_toml())
     assert TrainConfig.from_toml(path) == config

@@ -38,8 +38,10 @@ def cmd_data(args: argparse.Namespace) -> int:
     directory = ensure_mnist(args.data_dir, download=not args.no_download)
     data = load_mnist(directory, download=False)
     print(f"MNIST verified (md5 of all four IDX files) in {directory}")
-    print(f"images {tuple(data.images.shape)} {data.images.dtype}, labels {tuple(data.labels.shape)}"
-          " (official 60k train, then official 10k test)")
+    print(
+        f"images {tuple(data.images.shape)} {data.images.dtype}, labels {tuple(data.labels.shape)}"
+        " (official 60k train, then official 10k test)"
+    )
     return 0
 
 
@@ -52,17 +54,31 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     infos = list_models()
     if args.json:
-        print(json.dumps([
-            {"name": i.name, "params": i.params, "seed": i.seed, "description": i.description}
-            for i in infos
-        ], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": i.name,
+                        "params": i.params,
+                        "seed": i.seed,
+                        "description": i.description,
+                    }
+                    for i in infos
+                ],
+                indent=2,
+            )
+        )
         return 0
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title="mnistlab models")
-    for column, justify in (("name", "left"), ("params", "right"), ("seed", "left"),
-                            ("description", "left")):
+    for column, justify in (
+        ("name", "left"),
+        ("params", "right"),
+        ("seed", "left"),
+        ("description", "left"),
+    ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for info in infos:
         table.add_row(info.name, f"{info.params:,}", info.seed, info.description)
@@ -116,11 +132,18 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         default = getattr(defaults, name)
         help_text = f"{FIELD_HELP.get(name, '')} (default: {default!r})"
         if name == "model_options":
-            group.add_argument("--model-opt", dest=name, action="append", type=_parse_option,
-                               metavar="KEY=VALUE", help=FIELD_HELP[name])
+            group.add_argument(
+                "--model-opt",
+                dest=name,
+                action="append",
+                type=_parse_option,
+                metavar="KEY=VALUE",
+                help=FIELD_HELP[name],
+            )
         elif kind is bool:
-            group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction,
-                               default=None, help=help_text)
+            group.add_argument(
+                flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text
+            )
         elif kind == tuple[int, ...]:
             group.add_argument(flag, dest=name, type=_parse_list(int), help=help_text)
         elif kind == tuple[float, ...]:
@@ -130,8 +153,13 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     # shortcuts for the model options every seed model shares
     group.add_argument("--dropout", type=float, help="model option dropout_p")
     group.add_argument("--activation", help="model option activation (relu, silu, gelu)")
-    group.add_argument("--bn", dest="use_bn", action=argparse.BooleanOptionalAction,
-                       default=None, help="model option use_bn (BatchNorm after convs)")
+    group.add_argument(
+        "--bn",
+        dest="use_bn",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="model option use_bn (BatchNorm after convs)",
+    )
     group.add_argument("--width", type=float, help="model option width (channel multiplier)")
 
 
@@ -148,8 +176,12 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     options = dict(values.get("model_options", {}))
     for key, value in getattr(args, "model_options", None) or []:
         options[key] = value
-    for key, flag in (("dropout_p", "dropout"), ("activation", "activation"),
-                      ("use_bn", "use_bn"), ("width", "width")):
+    for key, flag in (
+        ("dropout_p", "dropout"),
+        ("activation", "activation"),
+        ("use_bn", "use_bn"),
+        ("width", "width"),
+    ):
         if getattr(args, flag, None) is not None:
             options[key] = getattr(args, flag)
     values["model_options"] = options
@@ -182,12 +214,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_out_dir(config.name)
     check_out_dir(out)
     data = load_mnist(args.data_dir, download=not args.no_download)
-    splits = split_mnist(data, val_size=config.val_size, seed=config.split_seed,
-                         train_subset=config.train_subset or None)
+    splits = split_mnist(
+        data,
+        val_size=config.val_size,
+        seed=config.split_seed,
+        train_subset=config.train_subset or None,
+    )
     params = count_params(build_model(config))
-    print(f"{config.name}: model {config.model} ({params:,} params), "
-          f"train {splits.train_images.shape[0]:,} / val {splits.val_images.shape[0]:,} / "
-          f"test {splits.test_images.shape[0]:,}, out {out}")
+    print(
+        f"{config.name}: model {config.model} ({params:,} params), "
+        f"train {splits.train_images.shape[0]:,} / val {splits.val_images.shape[0]:,} / "
+        f"test {splits.test_images.shape[0]:,}, out {out}"
+    )
     result = train_run(config, splits, out, progress=not args.no_progress and sys.stderr.isatty())
     summary = result.summary
     if summary["state"] == "diverged":
@@ -211,11 +249,18 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def data_flags(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--data-dir", type=Path, default=None,
-                         help="directory with the four MNIST IDX files (.gz or not); "
-                              "default: $MNISTLAB_DATA or ~/.cache/mnistlab/mnist")
-        sub.add_argument("--no-download", action="store_true",
-                         help="never download; fail if the files are not found")
+        sub.add_argument(
+            "--data-dir",
+            type=Path,
+            default=None,
+            help="directory with the four MNIST IDX files (.gz or not); "
+            "default: $MNISTLAB_DATA or ~/.cache/mnistlab/mnist",
+        )
+        sub.add_argument(
+            "--no-download",
+            action="store_true",
+            help="never download; fail if the files are not found",
+        )
 
     sub = commands.add_parser("data", help="find or download MNIST and verify its md5 sums")
     data_flags(sub)
@@ -226,10 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.set_defaults(handler=cmd_models)
 
     sub = commands.add_parser(
-        "train", help="train one model (the default config is a good recipe for `tiny`)",
+        "train",
+        help="train one model (the default config is a good recipe for `tiny`)",
         description="Train one model. Values come from the defaults, then --config, then flags. "
-                    "The best epoch is chosen on the validation split; the test set is "
-                    "evaluated once, on those weights.",
+        "The best epoch is chosen on the validation split; the test set is "
+        "evaluated once, on those weights.",
     )
     sub.add_argument("--config", type=Path, help="TOML file with run configuration keys")
     sub.add_argument("--out", help="run directory (default: runs/NAME, never overwritten)")

@@ -1,8 +1,8 @@
-"""Run configuration: one frozen dataclass of plain values, validated once, saved with every result.
+"""Run configuration: one frozen dataclass of plain values, validated once, saved with results.
 
-A config round-trips through TOML and JSON (`to_dict`/`from_dict`), and its `config_hash` identifies a
-run in a store. Values that TOML cannot express (None) are encoded as 0 ("off"), so a stored
-config file is always complete.
+A config round-trips through TOML and JSON (`to_dict`/`from_dict`), and its `config_hash`
+identifies a run in a store. Values TOML cannot express (None) are encoded as 0 ("off"), so a
+stored config file is always complete.
 """
 
 from __future__ import annotations
@@ -61,7 +61,9 @@ class TrainConfig:
     no_aug_last: int = 1  # train the last N epochs without augmentation
     # -- weight averaging and test-time augmentation --
     ema_decay: float = 0.0  # 0 = off; else evaluate an EMA of the weights
-    swa_start: int = 0  # 0 = off; else average weights from this epoch on (1-based), BN re-estimated
+    swa_start: int = (
+        0  # 0 = off; else average weights from this epoch on (1-based), BN re-estimated
+    )
     tta_angles: tuple[float, ...] = ()  # extra rotations (degrees) averaged at evaluation
     # -- protocol --
     seed: int = 0  # model init, batch order, augmentation, dropout
@@ -97,7 +99,7 @@ class TrainConfig:
         return TrainConfig.from_dict({**self.to_dict(), **changes})
 
     def config_hash(self) -> str:
-        """Stable id of what this config computes (name/desc/device excluded: they change no number)."""
+        """Stable id of what this config computes (name/desc/device change no number: excluded)."""
         data = self.to_dict()
         for key in ("name", "desc", "device"):
             data.pop(key)

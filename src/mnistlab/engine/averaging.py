@@ -1,4 +1,4 @@
-"""Weight averaging: EMA during training and SWA over the last epochs, both from torch.optim.swa_utils."""
+"""Weight averaging: EMA during training and SWA over the last epochs (torch.optim.swa_utils)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,11 @@ def make_swa(model: nn.Module) -> AveragedModel:
 
 def refresh_bn(averaged: AveragedModel, images: torch.Tensor, batch_size: int = 1024) -> None:
     """Re-estimate BatchNorm statistics of SWA weights: averaged weights invalidate the old ones."""
-    batches = (normalize(x) for x, _ in iterate_batches(
-        images, images.new_zeros(images.shape[0]), batch_size, shuffle=False, generator=None
-    ))
+    batches = (
+        normalize(x)
+        for x, _ in iterate_batches(
+            images, images.new_zeros(images.shape[0]), batch_size, shuffle=False, generator=None
+        )
+    )
     with torch.no_grad():
         update_bn(batches, averaged)

@@ -1,4 +1,4 @@
-"""The inner loops: one training epoch and one evaluation pass over device-resident uint8 tensors."""
+"""The inner loops: one training epoch and one evaluation pass over device-resident uint8 data."""
 
 from __future__ import annotations
 

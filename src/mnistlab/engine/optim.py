@@ -14,13 +14,18 @@ OptimizerFactory = Callable[[Iterable[nn.Parameter], TrainConfig], torch.optim.O
 OPTIMIZERS: dict[str, OptimizerFactory] = {
     # momentum 0 gives the seeds' "vanilla" gradient descent; nesterov needs momentum > 0
     "sgd": lambda params, c: torch.optim.SGD(
-        params, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov and c.momentum > 0,
+        params,
+        lr=c.lr,
+        momentum=c.momentum,
+        nesterov=c.nesterov and c.momentum > 0,
         weight_decay=c.weight_decay,
     ),
     "adam": lambda params, c: torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay),
     "adamw": lambda params, c: torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay),
     "rmsprop": lambda params, c: torch.optim.RMSprop(
-        params, lr=c.lr, momentum=c.momentum if c.momentum < 1 else 0.0,
+        params,
+        lr=c.lr,
+        momentum=c.momentum if c.momentum < 1 else 0.0,
         weight_decay=c.weight_decay,
     ),
 }

@@ -24,11 +24,11 @@ from mnistlab import __version__
 from mnistlab.config import TrainConfig
 from mnistlab.data import AugmentConfig, Splits
 from mnistlab.engine.averaging import make_ema, make_swa, refresh_bn
+from mnistlab.engine.build import build_model, count_params
 from mnistlab.engine.device import resolve_device
 from mnistlab.engine.loop import EpochStats, evaluate, train_one_epoch
 from mnistlab.engine.optim import Schedule, create_optimizer
 from mnistlab.fsutil import atomic_torch_save, atomic_write_text
-from mnistlab.engine.build import build_model, count_params
 
 EPOCH_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
 CHECKPOINT_FORMAT = "mnistlab-checkpoint-1"
@@ -109,7 +109,9 @@ def _train(
     steps_per_epoch = math.ceil(splits.train_images.shape[0] / config.batch_size)
     schedule = Schedule(optimizer, config, steps_per_epoch)
     augment = AugmentConfig(
-        rotate_deg=config.rotate_deg, translate=config.translate, scale=config.scale,
+        rotate_deg=config.rotate_deg,
+        translate=config.translate,
+        scale=config.scale,
         erase_p=config.erase_p,
     )
     ema = make_ema(model, config.ema_decay) if config.ema_decay > 0 else None
@@ -132,10 +134,16 @@ def _train(
             use_augment = epoch <= config.epochs - config.no_aug_last
             bar.start(epoch)
             train_stats = train_one_epoch(
-                model, splits.train_images, splits.train_labels, optimizer, schedule,
-                batch_size=config.batch_size, generator=generator,
+                model,
+                splits.train_images,
+                splits.train_labels,
+                optimizer,
+                schedule,
+                batch_size=config.batch_size,
+                generator=generator,
                 augment=augment if use_augment else AugmentConfig(),
-                label_smoothing=config.label_smoothing, grad_clip=config.grad_clip,
+                label_smoothing=config.label_smoothing,
+                grad_clip=config.grad_clip,
                 after_step=(lambda: ema.update_parameters(model)) if ema is not None else None,
                 on_batch=bar.advance,
             )
@@ -146,20 +154,31 @@ def _train(
                 _log(log, f"epoch {epoch}: training loss is {train_stats.loss}; run diverged")
                 break
             val_stats = evaluate(
-                eval_model, splits.val_images, splits.val_labels,
+                eval_model,
+                splits.val_images,
+                splits.val_labels,
                 batch_size=config.eval_batch_size,
             )
             schedule.after_epoch(val_stats.loss)
             record = EpochRecord(
-                epoch, lr, train_stats.loss, train_stats.acc, val_stats.loss, val_stats.acc,
+                epoch,
+                lr,
+                train_stats.loss,
+                train_stats.acc,
+                val_stats.loss,
+                val_stats.acc,
                 time.perf_counter() - epoch_started,
             )
             records.append(record)
             if out_dir is not None:
                 _write_epochs(out_dir, records)
             if _better(val_stats, best):
-                best.update(val_acc=val_stats.acc, val_loss=val_stats.loss, epoch=epoch,
-                            state=_plain_state(eval_model))
+                best.update(
+                    val_acc=val_stats.acc,
+                    val_loss=val_stats.loss,
+                    epoch=epoch,
+                    state=_plain_state(eval_model),
+                )
                 if out_dir is not None:
                     atomic_torch_save(out_dir / "best.pt", _ckpt(eval_model, config, best))
             bar.finish()
@@ -175,12 +194,17 @@ def _train(
     if swa is not None and state == "finished":
         # SWA weights are only meaningful after BN statistics are recomputed for them
         refresh_bn(swa, splits.train_images)
-        swa_val = evaluate(swa, splits.val_images, splits.val_labels,
-                           batch_size=config.eval_batch_size)
+        swa_val = evaluate(
+            swa, splits.val_images, splits.val_labels, batch_size=config.eval_batch_size
+        )
         _log(log, f"swa: val_loss {swa_val.loss:.4f} val_acc {swa_val.acc:.2f}%")
         if _better(swa_val, best):
-            best.update(val_acc=swa_val.acc, val_loss=swa_val.loss, epoch=config.epochs,
-                        state=_plain_state(swa))
+            best.update(
+                val_acc=swa_val.acc,
+                val_loss=swa_val.loss,
+                epoch=config.epochs,
+                state=_plain_state(swa),
+            )
             selected = "swa"
             if out_dir is not None:
                 atomic_torch_save(out_dir / "best.pt", _ckpt(swa, config, best))
@@ -191,10 +215,20 @@ def _train(
         final = copy.deepcopy(model)
         final.load_state_dict(best["state"])
         if config.tta_angles:
-            tta_val = evaluate(final, splits.val_images, splits.val_labels,
-                               batch_size=config.eval_batch_size, tta_angles=config.tta_angles)
-        test_stats = evaluate(final, splits.test_images, splits.test_labels,
-                              batch_size=config.eval_batch_size, tta_angles=config.tta_angles)
+            tta_val = evaluate(
+                final,
+                splits.val_images,
+                splits.val_labels,
+                batch_size=config.eval_batch_size,
+                tta_angles=config.tta_angles,
+            )
+        test_stats = evaluate(
+            final,
+            splits.test_images,
+            splits.test_labels,
+            batch_size=config.eval_batch_size,
+            tta_angles=config.tta_angles,
+        )
     if out_dir is not None:
         atomic_torch_save(out_dir / "last.pt", _ckpt(model, config, {"epoch": len(records)}))
 
@@ -281,12 +315,20 @@ class _EpochBar:
         self.task = None
         if enabled:
             from rich.progress import (
-                BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn,
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
             )
 
             self.progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("img"), TimeRemainingColumn(), transient=True,
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("img"),
+                TimeRemainingColumn(),
+                transient=True,
             )
             self.progress.start()
 

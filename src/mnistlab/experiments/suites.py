@@ -1,0 +1,166 @@
+"""Suites: a base config plus named groups of variants and cartesian axes, written in TOML.
+
+    name = "seed000"
+    description = "..."
+    [base]                      # TrainConfig keys shared by every run
+    model = "tiny"
+    [[groups]]
+    name = "C_bs_sweep"
+    set = { use_bn = true }     # TrainConfig keys for this group (model_options merge one level)
+    variants = [ { name = "sgd_onecycle", optimizer = "sgd", lr = 0.05 } ]
+    axes = { batch_size = [32, 64, 128] }
+    axis_labels = { batch_size = "bs" }
+
+A group expands to variants x axes; each run is named `group_variant_bs64`. A group with no
+variants is one variant; a group with no axes is one point.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from mnistlab.config import TrainConfig, coerce, read_toml
+from mnistlab.errors import ConfigError, choices_error
+
+SUITE_KEYS = ("name", "description", "base", "groups")
+GROUP_KEYS = ("name", "description", "set", "variants", "axes", "axis_labels")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One configuration of a suite (before seeds are applied)."""
+
+    name: str
+    config: TrainConfig
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    cells: tuple[Cell, ...]
+    source: str = ""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def with_overrides(self, **overrides: Any) -> Suite:
+        """The same suite with some config values forced (e.g. epochs, train_subset)."""
+        if not overrides:
+            return self
+        cells = tuple(Cell(c.name, c.config.replace(**overrides)) for c in self.cells)
+        return Suite(self.name, self.description, cells, self.source, self.notes)
+
+    def runs(self, seeds: int) -> list[Cell]:
+        """Every (config, seed) pair: seeds 0..seeds-1 of every cell."""
+        return [Cell(c.name, c.config.replace(seed=s)) for c in self.cells for s in range(seeds)]
+
+
+def builtin_suite_dir() -> Path:
+    return Path(str(resources.files("mnistlab.experiments") / "suites"))
+
+
+def builtin_suites() -> dict[str, Path]:
+    return {path.stem: path for path in sorted(builtin_suite_dir().glob("*.toml"))}
+
+
+def load_suite(name_or_path: str | Path) -> Suite:
+    """A built-in suite by name, or a user's suite file by path."""
+    text = str(name_or_path)
+    builtins = builtin_suites()
+    if text in builtins:
+        return parse_suite(read_toml(builtins[text]), source=f"suite {text}")
+    path = Path(text)
+    if path.suffix == ".toml" or path.exists():
+        return parse_suite(read_toml(path), source=str(path))
+    raise choices_error("suite", text, [*builtins, "PATH.toml"])
+
+
+def parse_suite(data: dict[str, Any], *, source: str) -> Suite:
+    _check_keys(data, SUITE_KEYS, source)
+    name = data.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{source}: 'name' must be a non-empty string")
+    base = _table(data.get("base", {}), f"{source} [base]")
+    groups = data.get("groups", [])
+    if not isinstance(groups, list) or not groups:
+        raise ConfigError(f"{source}: needs at least one [[groups]] table")
+    cells: list[Cell] = []
+    for index, group in enumerate(groups):
+        where = f"{source} groups[{index}]"
+        group = _table(group, where)
+        _check_keys(group, GROUP_KEYS, where)
+        cells.extend(_expand_group(base, group, where))
+    names = [c.name for c in cells]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"{source}: run names repeat: {', '.join(duplicates)}")
+    return Suite(name, str(data.get("description", "")), tuple(cells), source)
+
+
+def _expand_group(base: dict[str, Any], group: dict[str, Any], where: str) -> list[Cell]:
+    group_name = group.get("name")
+    if not isinstance(group_name, str) or not group_name:
+        raise ConfigError(f"{where}: 'name' must be a non-empty string")
+    shared = _merge(base, _table(group.get("set", {}), f"{where}.set"))
+    variants = group.get("variants") or [{}]
+    if not isinstance(variants, list):
+        raise ConfigError(f"{where}: 'variants' must be a list of tables")
+    axes = _table(group.get("axes", {}), f"{where}.axes")
+    labels = _table(group.get("axis_labels", {}), f"{where}.axis_labels")
+    for key, values in axes.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{where}.axes: {key} must be a non-empty list")
+    cells = []
+    for variant in variants:
+        variant = dict(_table(variant, f"{where}.variants"))
+        variant_name = variant.pop("name", "")
+        for point in itertools.product(*axes.values()):
+            values = _merge(shared, variant)
+            suffix = []
+            for key, value in zip(axes, point, strict=True):
+                values = _merge(values, {key: value})
+                suffix.append(f"{labels.get(key, key)}{_label(value)}")
+            name = "_".join(part for part in (group_name, variant_name, *suffix) if part)
+            values.setdefault("name", name)
+            cells.append(Cell(name, _config(values, f"{where} ({name})")))
+    return cells
+
+
+def _config(values: dict[str, Any], where: str) -> TrainConfig:
+    # model-option shortcuts (use_bn, dropout_p, activation, width) may be written at top level
+    values = dict(values)
+    options = dict(values.pop("model_options", {}))
+    for key in ("use_bn", "dropout_p", "activation", "width"):
+        if key in values:
+            options[key] = values.pop(key)
+    values["model_options"] = options
+    return TrainConfig.from_dict(coerce(values, source=where))
+
+
+def _merge(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(first)
+    for key, value in second.items():
+        if key == "model_options" and isinstance(value, dict):
+            merged[key] = {**merged.get(key, {}), **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def _label(value: Any) -> str:
+    return str(value).replace(".", "p") if isinstance(value, float) else str(value)
+
+
+def _table(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a table, got {type(value).__name__}")
+    return value
+
+
+def _check_keys(data: dict[str, Any], valid: tuple[str, ...], where: str) -> None:
+    for key in data:
+        if key not in valid:
+            raise ConfigError(f"{where}: unknown key {key!r}; valid keys: {', '.join(valid)}")

@@ -1,0 +1,171 @@
+"""Building blocks shared by every model family.
+
+The families differ mostly in *where* they put BatchNorm, biases and dropout, so those choices
+are arguments here instead of being re-coded in each family file. The exact parameter counts the
+seed projects report depend on them (e.g. a conv keeps its bias in front of BN in seeds 002 and
+004, but drops it in seeds 000 and 003), so no default silently decides them for a family.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+from torch import nn
+
+from mnistlab.errors import ConfigError, choices_error
+
+NUM_CLASSES = 10
+IN_CHANNELS = 1
+
+#: name -> constructor; the only activations a config may name.
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "silu": nn.SiLU,
+    "gelu": nn.GELU,
+}
+
+Order = Literal["norm_act", "act_norm"]
+
+
+def make_activation(name: str) -> nn.Module:
+    """A fresh activation module; an unknown name is a one-line ConfigError listing the choices."""
+    try:
+        return ACTIVATIONS[name]()
+    except (KeyError, TypeError):
+        raise choices_error("activation", name, list(ACTIVATIONS)) from None
+
+
+def check_activation(name: str) -> str:
+    """Fail early (at model construction) on a bad activation name."""
+    if not isinstance(name, str) or name not in ACTIVATIONS:
+        raise choices_error("activation", name, list(ACTIVATIONS))
+    return name
+
+
+def check_dropout(p: float, option: str = "dropout_p") -> float:
+    if not 0.0 <= p < 1.0:
+        raise ConfigError(f"option {option} must be in [0, 1), got {p!r}")
+    return float(p)
+
+
+def check_width(width: float) -> float:
+    # A width of 0 or less would make every layer collapse to 1 channel; that is a typo, not a
+    # model anyone means to train.
+    if not width > 0.0:
+        raise ConfigError(f"option width must be > 0, got {width!r}")
+    return float(width)
+
+
+def scale_channels(channels: int, width: float) -> int:
+    """Channels after the width multiplier: round(c * width), never below 1.
+
+    width=1.0 returns `channels` unchanged, so the seed parameter counts are reproduced exactly.
+    """
+    return max(1, round(channels * width))
+
+
+def make_dropout(p: float, *, spatial: bool = False) -> nn.Module:
+    """Dropout (Dropout2d when `spatial`), or Identity for p == 0 so the graph stays minimal."""
+    if p <= 0.0:
+        return nn.Identity()
+    return nn.Dropout2d(p) if spatial else nn.Dropout(p)
+
+
+class ConvNormAct(nn.Sequential):
+    """conv → BN → act (or conv → act → BN) → dropout, each optional.
+
+    `bias=None` applies the usual rule: a conv has a bias only when no BN follows it (BN's shift
+    makes the bias redundant). Families whose reference counts include that redundant bias pass
+    `bias=True` explicitly.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        *,
+        padding: int = 0,
+        groups: int = 1,
+        use_bn: bool = True,
+        activation: str | None = "relu",
+        bias: bool | None = None,
+        order: Order = "norm_act",
+        dropout_p: float = 0.0,
+        spatial_dropout: bool = False,
+    ) -> None:
+        if order not in ("norm_act", "act_norm"):
+            raise ValueError(f"order must be 'norm_act' or 'act_norm', got {order!r}")
+        if bias is None:
+            bias = not use_bn
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        layers["conv"] = nn.Conv2d(
+            in_channels, out_channels, kernel_size, padding=padding, groups=groups, bias=bias
+        )
+        norm = nn.BatchNorm2d(out_channels) if use_bn else None
+        act = make_activation(activation) if activation is not None else None
+        pair = [("bn", norm), ("act", act)] if order == "norm_act" else [("act", act), ("bn", norm)]
+        for key, module in pair:
+            if module is not None:
+                layers[key] = module
+        if dropout_p > 0.0:  # no Identity placeholder: keeps state_dict / repr minimal
+            layers["drop"] = make_dropout(dropout_p, spatial=spatial_dropout)
+        super().__init__(layers)
+
+
+class SeparableConvNormAct(nn.Module):
+    """Depthwise k×k conv → pointwise 1×1 conv → BN → act (MobileNet style).
+
+    The depthwise conv never has a bias (the pointwise conv right after it would absorb it);
+    the pointwise conv follows the `bias=None` rule of ConvNormAct.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        *,
+        padding: int = 1,
+        use_bn: bool = True,
+        activation: str = "relu",
+        bias: bool | None = None,
+    ) -> None:
+        super().__init__()
+        self.dw = nn.Conv2d(
+            in_channels, in_channels, kernel_size, padding=padding, groups=in_channels, bias=False
+        )
+        self.pw = ConvNormAct(
+            in_channels, out_channels, 1, use_bn=use_bn, activation=activation, bias=bias
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pw(self.dw(x))
+
+
+class GapLinearHead(nn.Module):
+    """Global average pool → flatten → dropout → Linear(in → 10). Returns logits."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        *,
+        bias: bool = True,
+        dropout_p: float = 0.0,
+        num_classes: int = NUM_CLASSES,
+    ) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.drop = make_dropout(dropout_p)
+        self.fc = nn.Linear(in_channels, num_classes, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.drop(torch.flatten(self.pool(x), 1)))
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of trainable parameters (what every seed project reports as its budget)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

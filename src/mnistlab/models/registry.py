@@ -1,0 +1,127 @@
+"""The model registry: names → factories, in the style of timm.
+
+A factory is a function taking keyword-only options, each with a default, and returning an
+nn.Module. Its signature *is* the list of accepted options, so create_model can reject a typo
+with a one-line error naming the accepted ones instead of a TypeError traceback.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from torch import nn
+
+from mnistlab.errors import ConfigError, choices_error
+from mnistlab.models.blocks import count_params
+
+Factory = Callable[..., nn.Module]
+F = TypeVar("F", bound=Factory)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What list_models reports for one entry; `params` is the count at default options."""
+
+    name: str
+    seed: str
+    description: str
+    params: int
+
+
+@dataclass(frozen=True)
+class _Entry:
+    name: str
+    seed: str
+    description: str
+    factory: Factory
+    defaults: dict[str, Any]
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def _factory_defaults(name: str, fn: Factory) -> dict[str, Any]:
+    """The factory's options and defaults; a malformed factory is a programming error."""
+    defaults: dict[str, Any] = {}
+    for param in inspect.signature(fn).parameters.values():
+        if param.kind is not inspect.Parameter.KEYWORD_ONLY or param.default is param.empty:
+            raise TypeError(
+                f"model factory {name!r}: option {param.name!r} needs a keyword-only default"
+            )
+        defaults[param.name] = param.default
+    return defaults
+
+
+def register_model(name: str, *, seed: str, description: str) -> Callable[[F], F]:
+    """Decorator registering `fn(**options) -> nn.Module` under `name`."""
+
+    def decorator(fn: F) -> F:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        _REGISTRY[name] = _Entry(name, seed, description, fn, _factory_defaults(name, fn))
+        return fn
+
+    return decorator
+
+
+def _entry(name: str) -> _Entry:
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise choices_error("model", name, list(_REGISTRY)) from None
+
+
+def _check_type(model: str, option: str, value: Any, default: Any) -> Any:
+    """Coerce/validate `value` against the type of the option's default (ints pass as floats)."""
+    expected = type(default)
+    ok: bool
+    if expected is bool:
+        ok = isinstance(value, bool)
+    elif expected is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif expected is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, expected)
+    if not ok:
+        raise ConfigError(
+            f"invalid value {value!r} for option {option!r} of model {model!r} "
+            f"(expected {expected.__name__})"
+        )
+    return value
+
+
+def create_model(name: str, **options: Any) -> nn.Module:
+    """Build a registered model; a bad name, unknown option or ill-typed value is a ConfigError."""
+    entry = _entry(name)
+    unknown = sorted(set(options) - set(entry.defaults))
+    if unknown:
+        accepted = ", ".join(sorted(entry.defaults)) or "(none)"
+        raise ConfigError(
+            f"unknown option {unknown[0]!r} for model {name!r}; accepted options: {accepted}"
+        )
+    checked = {k: _check_type(name, k, v, entry.defaults[k]) for k, v in options.items()}
+    return entry.factory(**checked)
+
+
+def model_options(name: str) -> dict[str, Any]:
+    """The options `name` accepts, with their defaults (a copy: safe to mutate)."""
+    return dict(_entry(name).defaults)
+
+
+def model_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def model_info(name: str) -> ModelInfo:
+    entry = _entry(name)
+    return ModelInfo(entry.name, entry.seed, entry.description, count_params(entry.factory()))
+
+
+def list_models() -> list[ModelInfo]:
+    """Every registered model, sorted by name, with its parameter count at default options."""
+    return [model_info(name) for name in model_names()]
