@@ -32,6 +32,7 @@ from mnistlab.fsutil import atomic_torch_save, atomic_write_text
 
 EPOCH_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
 CHECKPOINT_FORMAT = "mnistlab-checkpoint-1"
+DIVERGED_LOSS = 100.0
 
 
 @dataclass
@@ -149,16 +150,17 @@ def _train(
             )
             if swa is not None and epoch >= config.swa_start:
                 swa.update_parameters(model)
-            if not math.isfinite(train_stats.loss):
-                state, diverged_epoch = "diverged", epoch
-                _log(log, f"epoch {epoch}: training loss is {train_stats.loss}; run diverged")
-                break
             val_stats = evaluate(
                 eval_model,
                 splits.val_images,
                 splits.val_labels,
                 batch_size=config.eval_batch_size,
             )
+            if _diverged(train_stats, val_stats):
+                state, diverged_epoch = "diverged", epoch
+                _log(log, f"epoch {epoch}: train loss {train_stats.loss:.4g}, val loss "
+                          f"{val_stats.loss:.4g}; run diverged")
+                break
             schedule.after_epoch(val_stats.loss)
             record = EpochRecord(
                 epoch,
@@ -262,6 +264,11 @@ def _train(
     if out_dir is not None:
         atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return RunResult(summary=summary, epochs=records)
+
+
+def _diverged(train: EpochStats, val: EpochStats) -> bool:
+    # chance-level cross-entropy is ln(10) = 2.3; a mean loss 40x that means the weights blew up
+    return not (math.isfinite(train.loss) and math.isfinite(val.loss)) or train.loss > DIVERGED_LOSS
 
 
 def _better(stats: EpochStats, best: dict[str, Any]) -> bool:
