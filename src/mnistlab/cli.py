@@ -17,6 +17,7 @@ from typing import Any, NoReturn, get_type_hints
 from mnistlab import __version__
 from mnistlab.config import FIELD_HELP, TrainConfig, coerce
 from mnistlab.errors import ConfigError, MnistlabError
+from mnistlab.experiments import DEFAULT_STORE
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -240,6 +241,160 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# suites, grid, worker, results
+
+
+def cmd_suites(args: argparse.Namespace) -> int:
+    from mnistlab.experiments.suites import builtin_suites, load_suite
+
+    for name in builtin_suites():
+        suite = load_suite(name)
+        print(f"{name:10} {len(suite.cells):3} configs  {suite.description}")
+        if args.verbose:
+            for cell in suite.cells:
+                print(f"    {cell.name}")
+    return 0
+
+
+def _grid_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for key in ("epochs", "train_subset", "val_size", "device"):
+        if getattr(args, key, None) is not None:
+            overrides[key] = getattr(args, key)
+    return overrides
+
+
+def _check_count(flag: str, value: int) -> None:
+    if value <= 0:
+        raise ConfigError(f"{flag} must be > 0, got {value}")
+
+
+def cmd_grid(args: argparse.Namespace) -> int:
+    from mnistlab.data import ensure_mnist
+    from mnistlab.experiments.runner import enqueue_suite
+    from mnistlab.experiments.store import RunStore
+    from mnistlab.experiments.suites import load_suite
+
+    _check_count("--seeds", args.seeds)
+    _check_count("--workers", args.workers)
+    suite = load_suite(args.suite).with_overrides(**_grid_overrides(args))
+    data_dir = ensure_mnist(args.data_dir, download=not args.no_download, log=print)
+    store = RunStore(args.store)
+    added = enqueue_suite(store, suite, args.seeds)
+    total = len(suite.cells) * args.seeds
+    print(
+        f"suite {suite.name}: {total} runs ({len(suite.cells)} configs x {args.seeds} seeds), "
+        f"{added} newly queued, store {args.store}, {args.workers} worker(s)"
+    )
+    return _run_and_report(store, suite.name, args, data_dir)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from mnistlab.data import ensure_mnist
+    from mnistlab.experiments.store import RunStore
+
+    data_dir = ensure_mnist(args.data_dir, download=not args.no_download, log=print)
+    store = RunStore(args.store)
+    return _run_and_report(store, args.suite, args, data_dir)
+
+
+def _run_and_report(store: Any, suite: str, args: argparse.Namespace, data_dir: Path) -> int:
+    from mnistlab.experiments.runner import run_grid
+
+    outcome = run_grid(
+        store,
+        suite,
+        workers=args.workers,
+        runs_root=Path(args.runs_dir),
+        data_dir=data_dir,
+        progress=not args.no_progress and sys.stderr.isatty(),
+    )
+    print(
+        f"{suite}: {outcome.finished} finished, {outcome.diverged} diverged, "
+        f"{outcome.failed} failed in {outcome.seconds:.0f}s; "
+        f"see `mnistlab results --store {store.url} --suite {suite}`"
+    )
+    return 0 if outcome.failed == 0 else 1
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    import csv
+
+    from mnistlab.experiments.results import RUN_FIELDS, config_rows, run_rows
+    from mnistlab.experiments.store import RunStore
+
+    store = RunStore(args.store, heartbeat=False)
+    suites = [args.suite] if args.suite else store.suites()
+    records = []
+    for suite in suites:
+        records.extend(store.records(store.study(suite, create=False)))
+    runs = run_rows(records)
+    if args.json:
+        print(json.dumps(runs, indent=2))
+        return 0
+    if args.csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=[*RUN_FIELDS, "trial"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(runs)
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"results: {', '.join(suites)} (mean ± std over seeds; sorted by val acc)")
+    columns = (
+        "name",
+        "seeds",
+        "val_acc",
+        "test_acc",
+        "best_epoch",
+        "params",
+        "s/epoch",
+        "model",
+        "optimizer",
+        "scheduler",
+        "lr",
+        "batch",
+    )
+    for column in columns:
+        table.add_column(column, justify="left" if column == "name" else "right")
+    for row in config_rows(records):
+        seeds = str(row["seeds"]) + (f" ({row['diverged']} diverged)" if row["diverged"] else "")
+        table.add_row(
+            row["name"],
+            seeds,
+            row["val_acc"].format(),
+            row["test_acc"].format(),
+            row["best_epoch"].format(1),
+            f"{row['params']:,}" if row["params"] else "–",
+            row["seconds_per_epoch"].format(1),
+            str(row["model"]),
+            str(row["optimizer"]),
+            str(row["scheduler"]),
+            f"{row['lr']:g}",
+            str(row["batch_size"]),
+        )
+    console.print(table)
+    if args.runs:
+        runs_table = Table(title="runs")
+        for column in ("trial", "name", "seed", "state", "val_acc", "test_acc", "best_epoch"):
+            runs_table.add_column(column)
+        for run in sorted(runs, key=lambda r: r["trial"]):
+            runs_table.add_row(
+                *(
+                    str(run[c]) if run[c] is not None else "–"
+                    for c in ("trial", "name", "seed", "state", "val_acc", "test_acc", "best_epoch")
+                )
+            )
+        console.print(runs_table)
+    counts: dict[str, int] = {}
+    for run in runs:
+        counts[run["state"]] = counts.get(run["state"], 0) + 1
+    console.print("runs: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
 # parser
 
 
@@ -283,6 +438,61 @@ def build_parser() -> argparse.ArgumentParser:
     data_flags(sub)
     _add_config_flags(sub)
     sub.set_defaults(handler=cmd_train)
+
+    sub = commands.add_parser("suites", help="list the built-in experiment suites")
+    sub.add_argument("-v", "--verbose", action="store_true", help="also list every config")
+    sub.set_defaults(handler=cmd_suites)
+
+    def store_flag(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--store",
+            default=DEFAULT_STORE,
+            help="Optuna storage URL: a SQLite file, or postgresql://... to share "
+            f"one grid between machines (default: {DEFAULT_STORE})",
+        )
+
+    def worker_flags(sub: argparse.ArgumentParser) -> None:
+        store_flag(sub)
+        sub.add_argument(
+            "--workers",
+            type=int,
+            default=1,
+            help="local worker processes sharing the cores (default: 1)",
+        )
+        sub.add_argument(
+            "--runs-dir", default="runs", help="root of the per-run directories (default: runs)"
+        )
+        sub.add_argument("--no-progress", action="store_true", help="no progress bars")
+        data_flags(sub)
+
+    sub = commands.add_parser(
+        "grid",
+        help="run a suite's grid (what is not done yet) into the store",
+        description="Queue every config x seed of a suite that the store does not already hold, "
+        "then train them. Re-running resumes; nothing stored is overwritten.",
+    )
+    sub.add_argument("suite", help="built-in suite name (see `mnistlab suites`) or PATH.toml")
+    sub.add_argument("--seeds", type=int, default=1, help="seeds per config (default: 1)")
+    sub.add_argument("--epochs", type=int, help="override every config's epochs")
+    sub.add_argument("--train-subset", type=int, help="override: train on the first N images")
+    sub.add_argument("--val-size", type=int, help="override the validation size")
+    sub.add_argument("--device", help="override the device (auto, cpu, cuda, mps)")
+    worker_flags(sub)
+    sub.set_defaults(handler=cmd_grid)
+
+    sub = commands.add_parser("worker", help="join a grid queued in a shared store")
+    sub.add_argument("--suite", required=True, help="suite name as stored")
+    worker_flags(sub)
+    sub.set_defaults(handler=cmd_worker)
+
+    sub = commands.add_parser("results", help="results tables from the store")
+    store_flag(sub)
+    sub.add_argument("--suite", help="only this suite (default: all in the store)")
+    output = sub.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="per-run JSON list")
+    output.add_argument("--csv", action="store_true", help="per-run CSV")
+    sub.add_argument("--runs", action="store_true", help="also print the per-run table")
+    sub.set_defaults(handler=cmd_results)
     return parser
 
 

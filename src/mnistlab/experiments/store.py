@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,13 +35,16 @@ from optuna.trial import FrozenTrial, TrialState
 
 from mnistlab.config import TrainConfig
 from mnistlab.errors import MnistlabError
+from mnistlab.experiments import DEFAULT_STORE
 
-DEFAULT_STORE = "sqlite:///runs/mnistlab.db"
 HEARTBEAT_SECONDS = 20
 GRACE_SECONDS = 60  # a RUNNING trial without a heartbeat for this long belongs to a dead worker
+MAX_ATTEMPTS = 3  # automatic re-queues of one run within a grid before it is left failed
 T = TypeVar("T")
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+# heartbeats and fail_stale_trials are marked experimental; the warning would repeat every claim
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 logging.getLogger("optuna").setLevel(logging.WARNING)
 
 
@@ -242,6 +246,10 @@ class RunStore:
         else:
             retry_locked(lambda: self.storage.set_trial_state_values(trial_id, TrialState.FAIL))
 
+    def fail(self, trial_id: int, reason: str) -> None:
+        self.set_attr(trial_id, "state", reason)
+        retry_locked(lambda: self.storage.set_trial_state_values(trial_id, TrialState.FAIL))
+
     def release(self, study: optuna.Study, trial_id: int, reason: str) -> None:
         """Give a claimed run back (Ctrl-C, crash of its worker): FAIL it and queue it again."""
         self.set_attr(trial_id, "state", reason)
@@ -292,4 +300,7 @@ def _requeue(study: optuna.Study, failed: FrozenTrial) -> None:
         if k in ("cell_id", "name", "seed", "config", "suite")
     }
     attrs["retry_of"] = failed.number
+    attrs["attempt"] = int(failed.user_attrs.get("attempt", 1)) + 1
+    if attrs["attempt"] > MAX_ATTEMPTS:
+        return  # keeps failing: left FAIL; a later `grid` call queues it afresh
     study.enqueue_trial({}, user_attrs=attrs)

@@ -18,12 +18,14 @@ variants is one variant; a group with no axes is one point.
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from mnistlab.config import TrainConfig, coerce, read_toml
+from mnistlab.engine.build import build_model
 from mnistlab.errors import ConfigError, choices_error
 
 SUITE_KEYS = ("name", "description", "base", "groups")
@@ -70,12 +72,29 @@ def load_suite(name_or_path: str | Path) -> Suite:
     """A built-in suite by name, or a user's suite file by path."""
     text = str(name_or_path)
     builtins = builtin_suites()
-    if text in builtins:
-        return parse_suite(read_toml(builtins[text]), source=f"suite {text}")
-    path = Path(text)
-    if path.suffix == ".toml" or path.exists():
-        return parse_suite(read_toml(path), source=str(path))
-    raise choices_error("suite", text, [*builtins, "PATH.toml"])
+    path = builtins.get(text, Path(text))
+    if text not in builtins and path.suffix != ".toml" and not path.exists():
+        raise choices_error("suite", text, [*builtins, "PATH.toml"])
+    data = read_toml(path)
+    try:
+        return parse_suite(data, source=str(path))
+    except ConfigError as error:
+        raise ConfigError(_with_line(str(error), path)) from None
+
+
+def _with_line(message: str, path: Path) -> str:
+    """Prefix the file and, when the message names a key, the line where that key is written."""
+    if not message.startswith(str(path)):
+        message = f"{path}: {message}"
+    keys = re.findall(r"(?:unknown key '|^|: )(\w+) must|unknown key '(\w+)'", message)
+    names = [name for pair in keys for name in pair if name]
+    if names:
+        lines = path.read_text(errors="replace").splitlines()
+        pattern = re.compile(rf"(^|[\s{{,]){re.escape(names[0])}\s*=")
+        for number, line in enumerate(lines, start=1):
+            if pattern.search(line):
+                return message.replace(str(path), f"{path}:{number}", 1)
+    return message
 
 
 def parse_suite(data: dict[str, Any], *, source: str) -> Suite:
@@ -137,7 +156,12 @@ def _config(values: dict[str, Any], where: str) -> TrainConfig:
         if key in values:
             options[key] = values.pop(key)
     values["model_options"] = options
-    return TrainConfig.from_dict(coerce(values, source=where))
+    config = TrainConfig.from_dict(coerce(values, source=where))
+    try:
+        build_model(config)  # a bad model name or option fails here, not hours into the grid
+    except ConfigError as error:
+        raise ConfigError(f"{where}: {error}") from None
+    return config
 
 
 def _merge(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:

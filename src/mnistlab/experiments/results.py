@@ -1,0 +1,118 @@
+"""Results tables from the store: one row per config (mean ± std over seeds) and per-run rows."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from mnistlab.experiments.store import RunRecord
+
+RUN_FIELDS = (
+    "name",
+    "seed",
+    "state",
+    "val_acc",
+    "test_acc",
+    "val_loss",
+    "best_epoch",
+    "epochs",
+    "params",
+    "seconds",
+    "seconds_per_epoch",
+    "run_dir",
+    "cell_id",
+)
+
+
+@dataclass(frozen=True)
+class Stat:
+    mean: float | None
+    std: float | None
+    n: int
+
+    def format(self, digits: int = 2) -> str:
+        if self.mean is None:
+            return "–"
+        if self.n < 2 or self.std is None:
+            return f"{self.mean:.{digits}f}"
+        return f"{self.mean:.{digits}f} ± {self.std:.{digits}f}"
+
+
+def stat(values: list[float | None]) -> Stat:
+    numbers = [float(v) for v in values if v is not None]
+    if not numbers:
+        return Stat(None, None, 0)
+    std = statistics.stdev(numbers) if len(numbers) > 1 else None
+    return Stat(statistics.fmean(numbers), std, len(numbers))
+
+
+def run_rows(records: list[RunRecord]) -> list[dict[str, Any]]:
+    """One dict per run (trial), finished or not; numbers are None where a run has none."""
+    rows = []
+    for record in records:
+        summary = record.summary
+        rows.append(
+            {
+                "name": record.name,
+                "seed": record.seed,
+                "state": record.state,
+                "val_acc": summary.get("val_acc"),
+                "test_acc": summary.get("test_acc"),
+                "val_loss": summary.get("val_loss"),
+                "best_epoch": summary.get("best_epoch"),
+                "epochs": record.config.get("epochs"),
+                "params": summary.get("params"),
+                "seconds": summary.get("seconds"),
+                "seconds_per_epoch": summary.get("seconds_per_epoch"),
+                "run_dir": record.run_dir,
+                "cell_id": record.cell_id,
+                "trial": record.number,
+            }
+        )
+    return rows
+
+
+def config_rows(records: list[RunRecord]) -> list[dict[str, Any]]:
+    """One row per config name over its finished or diverged seeds, sorted like seed 000's README:
+    val acc desc, params asc, val loss asc, time asc (diverged/unfinished configs last)."""
+    groups: dict[str, list[RunRecord]] = defaultdict(list)
+    for record in records:
+        if record.state in ("finished", "diverged"):
+            groups[record.name].append(record)
+    rows = []
+    for name, members in groups.items():
+        finished = [m.summary for m in members if m.state == "finished"]
+        config = members[0].config
+        rows.append(
+            {
+                "name": name,
+                "seeds": len(finished),
+                "diverged": sum(m.state == "diverged" for m in members),
+                "model": config.get("model"),
+                "optimizer": config.get("optimizer"),
+                "scheduler": config.get("scheduler"),
+                "lr": config.get("lr"),
+                "batch_size": config.get("batch_size"),
+                "epochs": config.get("epochs"),
+                "params": members[0].summary.get("params"),
+                "val_acc": stat([s.get("val_acc") for s in finished]),
+                "test_acc": stat([s.get("test_acc") for s in finished]),
+                "val_loss": stat([s.get("val_loss") for s in finished]),
+                "best_epoch": stat([s.get("best_epoch") for s in finished]),
+                "seconds_per_epoch": stat([s.get("seconds_per_epoch") for s in finished]),
+            }
+        )
+
+    def key(row: dict[str, Any]) -> tuple:
+        missing = row["val_acc"].mean is None
+        return (
+            missing,
+            -(row["val_acc"].mean or 0.0),
+            row["params"] or 0,
+            row["val_loss"].mean if row["val_loss"].mean is not None else float("inf"),
+            row["seconds_per_epoch"].mean or 0.0,
+        )
+
+    return sorted(rows, key=key)

@@ -1,0 +1,249 @@
+"""Run a suite's grid from the store: this process claims runs, worker processes train them.
+
+Only the coordinating process talks to the store, so workers on one machine never race for a
+run and the store sees one writer per machine. Workers are spawned processes sharing the cores
+(`torch.set_num_threads(cores // workers)`); each trains one claimed run at a time and streams
+its epochs back. A worker that dies leaves its run RUNNING without heartbeat: this process (or
+the next `grid` call, or any other machine) re-queues it. Ctrl-C hands every claimed run back.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mnistlab.config import TrainConfig
+from mnistlab.experiments.store import HEARTBEAT_SECONDS, RunStore
+from mnistlab.experiments.suites import Suite
+
+
+@dataclass
+class GridOutcome:
+    suite: str
+    queued: int = 0
+    finished: int = 0
+    diverged: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+
+def run_dir_for(root: Path, suite: str, name: str, seed: int, number: int) -> Path:
+    # the trial number makes a retried run's directory new: a dead worker's files stay as they are
+    return root / suite / f"{name}-s{seed}-t{number}"
+
+
+def enqueue_suite(store: RunStore, suite: Suite, seeds: int) -> int:
+    study = store.study(suite.name)
+    return store.enqueue(study, [(cell.name, cell.config) for cell in suite.runs(seeds)])
+
+
+def _worker_main(
+    index: int,
+    threads: int,
+    data_dir: str | None,
+    tasks: mp.Queue,
+    events: mp.Queue,
+) -> None:
+    """Worker process: train each (trial_id, config, run_dir) task, report epochs and results."""
+    import torch
+
+    from mnistlab.data import load_mnist, split_mnist
+    from mnistlab.engine.trainer import train_run
+
+    torch.set_num_threads(threads)
+    data = load_mnist(Path(data_dir) if data_dir else None, download=False)
+    parent = os.getppid()
+    while True:
+        task = tasks.get()
+        if task is None:
+            return
+        trial_id, config_dict, run_dir = task
+        try:
+            config = TrainConfig.from_dict(config_dict)
+            splits = split_mnist(
+                data,
+                val_size=config.val_size,
+                seed=config.split_seed,
+                train_subset=config.train_subset or None,
+            )
+
+            def on_epoch(record: Any, trial_id: int = trial_id) -> None:
+                if os.getppid() != parent:
+                    raise SystemExit(0)  # the coordinator is gone: stop, the run will be retried
+                events.put(("epoch", index, trial_id, record.as_row()))
+
+            result = train_run(
+                config, splits, Path(run_dir), progress=False, on_epoch=on_epoch, log=None
+            )
+            rows = [r.as_row() for r in result.epochs]
+            events.put(("done", index, trial_id, (result.summary, rows)))
+        except Exception as error:  # recorded, the grid goes on
+            events.put(("error", index, trial_id, f"{type(error).__name__}: {error}"))
+
+
+def run_grid(
+    store: RunStore,
+    suite_name: str,
+    *,
+    workers: int = 1,
+    runs_root: Path = Path("runs"),
+    data_dir: Path | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> GridOutcome:
+    """Claim and train queued runs of `suite_name` until none is left."""
+    study = store.study(suite_name, create=False)
+    outcome = GridOutcome(suite=suite_name)
+    started = time.perf_counter()
+    cores = os.cpu_count() or 1
+    threads = max(1, cores // workers)
+    context = mp.get_context("spawn")  # fork + torch threads is unsafe
+    tasks: list[mp.Queue] = [context.Queue() for _ in range(workers)]
+    events: mp.Queue = context.Queue()
+
+    def start_worker(index: int) -> mp.Process:
+        process = context.Process(
+            target=_worker_main,
+            args=(index, threads, str(data_dir) if data_dir else None, tasks[index], events),
+            daemon=True,
+        )
+        process.start()
+        return process
+
+    processes = [start_worker(i) for i in range(workers)]
+    busy: dict[int, tuple[int, str, float]] = {}  # worker -> (trial_id, name, claimed at)
+    display = _GridDisplay(progress, store.pending(study), suite_name)
+    last_beat = time.monotonic()
+    exhausted = False
+    try:
+        while True:
+            for index in range(workers):
+                if index in busy or exhausted:
+                    continue
+                trial = store.claim(study)
+                if trial is None:
+                    exhausted = True
+                    break
+                run_dir = run_dir_for(
+                    runs_root,
+                    suite_name,
+                    trial.user_attrs["name"],
+                    trial.user_attrs["seed"],
+                    trial.number,
+                )
+                store.set_attr(trial._trial_id, "run_dir", str(run_dir))
+                tasks[index].put((trial._trial_id, trial.user_attrs["config"], str(run_dir)))
+                label = f"{trial.user_attrs['name']} s{trial.user_attrs['seed']}"
+                busy[index] = (trial._trial_id, label, time.monotonic())
+                display.start_run(index, label, trial.user_attrs["config"]["epochs"])
+            if not busy:
+                break
+            try:
+                kind, index, trial_id, payload = events.get(timeout=1.0)
+            except queue.Empty:
+                kind = ""
+            if kind == "epoch":
+                store.report_epoch(trial_id, payload["epoch"], payload["val_acc"])
+                display.epoch(index)
+            elif kind == "done":
+                summary, rows = payload
+                store.finish(trial_id, summary, rows)
+                state = summary.get("state")
+                if state == "diverged":
+                    outcome.diverged += 1
+                    log(f"{busy[index][1]}: diverged at epoch {summary.get('diverged_epoch')}")
+                else:
+                    outcome.finished += 1
+                busy.pop(index)
+                display.end_run(index)
+            elif kind == "error":
+                outcome.failed += 1
+                outcome.errors.append(f"{busy[index][1]}: {payload}")
+                log(f"{busy[index][1]}: failed: {payload}")
+                store.set_attr(trial_id, "error", payload)
+                # not re-queued now (it would fail again at once); the next `grid` call retries
+                store.fail(trial_id, "error")
+                busy.pop(index)
+                display.end_run(index)
+            for index, (trial_id, label, _) in list(busy.items()):
+                if not processes[index].is_alive():
+                    # a worker killed under us: give its run back, stop using that slot
+                    outcome.failed += 1
+                    log(f"{label}: worker {index} died; run queued again")
+                    store.release(study, trial_id, "worker-died")
+                    busy.pop(index)
+                    display.end_run(index)
+                    tasks[index] = context.Queue()  # the dead worker may hold the old one's lock
+                    processes[index] = start_worker(index)
+            if time.monotonic() - last_beat > HEARTBEAT_SECONDS / 2:
+                for trial_id, _, _ in busy.values():
+                    store.heartbeat(trial_id)
+                last_beat = time.monotonic()
+    except KeyboardInterrupt:
+        for trial_id, _label, _ in busy.values():
+            store.release(study, trial_id, "interrupted")
+        log(f"interrupted: {len(busy)} unfinished run(s) queued again; run `grid` to resume")
+        raise
+    finally:
+        display.close()
+        for index, process in enumerate(processes):
+            if process.is_alive():
+                tasks[index].put(None)
+        for process in processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.terminate()
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+class _GridDisplay:
+    """One overall bar (runs done / total, ETA) and one bar per worker (epochs of its run)."""
+
+    def __init__(self, enabled: bool, total: int, suite: str):
+        self.progress = None
+        self.tasks: dict[int, Any] = {}
+        if not enabled:
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
+        self.progress.start()
+        self.overall = self.progress.add_task(f"grid {suite}", total=total)
+
+    def start_run(self, index: int, label: str, epochs: int) -> None:
+        if self.progress is not None:
+            self.tasks[index] = self.progress.add_task(f"  [{index}] {label}", total=epochs)
+
+    def epoch(self, index: int) -> None:
+        if self.progress is not None and index in self.tasks:
+            self.progress.advance(self.tasks[index])
+
+    def end_run(self, index: int) -> None:
+        if self.progress is not None and index in self.tasks:
+            self.progress.remove_task(self.tasks.pop(index))
+            self.progress.advance(self.overall)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()

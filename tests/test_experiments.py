@@ -1,0 +1,253 @@
+"""Grids: suites as data, the Optuna store, exactly-once runs, crashes, several workers."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from mnistlab.cli import main
+from mnistlab.experiments.store import RunStore
+from mnistlab.experiments.suites import builtin_suites, load_suite
+
+QUICK_SUITE = """
+name = "quick"
+[base]
+model = "tiny"
+epochs = 1
+batch_size = 64
+train_subset = 300
+val_size = 500
+rotate_deg = 0.0
+translate = 0.0
+no_aug_last = 0
+scheduler = "none"
+lr = 0.05
+device = "cpu"
+[[groups]]
+name = "g"
+variants = [ { name = "sgd" }, { name = "adam", optimizer = "adam", lr = 0.003 } ]
+axes = { batch_size = [32, 64] }
+axis_labels = { batch_size = "bs" }
+"""
+
+
+def write_suite(tmp_path: Path, text: str = QUICK_SUITE, name: str = "quick.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def grid_argv(suite: Path | str, tmp_path: Path, *extra: str) -> list[str]:
+    return [
+        "grid",
+        str(suite),
+        "--store",
+        f"sqlite:///{tmp_path}/store.db",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--no-progress",
+        *extra,
+    ]
+
+
+def results(tmp_path: Path, capsys, suite: str = "quick") -> list[dict]:
+    capsys.readouterr()
+    code = main(
+        ["results", "--store", f"sqlite:///{tmp_path}/store.db", "--suite", suite, "--json"]
+    )
+    assert code == 0
+    return json.loads(capsys.readouterr().out)
+
+
+# -- suites ---------------------------------------------------------------------------------
+
+
+def test_builtin_suites_reproduce_the_seeds():
+    assert {"seed000", "seed001", "seed002", "seed004"} <= set(builtin_suites())
+    seed000 = load_suite("seed000")
+    names = [c.name for c in seed000.cells]
+    # A (1) + B (4) + C (4 optimizers x 3 batch sizes) + D (3 activations)
+    assert len(names) == 20
+    assert "C_bs_sweep_sgd_onecycle_bs64" in names and "D_activation_gelu" in names
+    cells = {c.name: c.config for c in seed000.cells}
+    a = cells["A_noBN_noDO_vanillaGD"]
+    assert (a.optimizer, a.lr, a.momentum, a.scheduler) == ("sgd", 0.1, 0.0, "none")
+    assert a.model_options == {"use_bn": False, "dropout_p": 0.0, "activation": "relu"}
+    b = cells["B_bn_do_adamw_step"]
+    assert (b.optimizer, b.scheduler, b.lr, b.epochs, b.batch_size) == (
+        "adamw",
+        "step",
+        0.0025,
+        20,
+        128,
+    )
+    assert cells["C_bs_sweep_rmsprop_plateau_bs32"].batch_size == 32
+    assert cells["D_activation_silu"].model_options["activation"] == "silu"
+    seed002 = {c.name: c.config for c in load_suite("seed002").cells}
+    assert seed002["batch_bs32"].phase_lrs == (0.003, 0.001, 0.0003, 0.0001)
+    assert seed002["arch_s002_wide"].model == "s002_wide"
+    assert len(load_suite("seed004").cells) == 4
+    assert {c.config.model for c in load_suite("seed001").cells} == {
+        "s001_m1",
+        "s001_m2",
+        "s001_m3",
+        "s001_m3a",
+    }
+
+
+def test_user_suite_expands_variants_times_axes(tmp_path):
+    suite = load_suite(write_suite(tmp_path))
+    assert [c.name for c in suite.cells] == [
+        "g_sgd_bs32",
+        "g_sgd_bs64",
+        "g_adam_bs32",
+        "g_adam_bs64",
+    ]
+    assert len(suite.runs(3)) == 12
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("name = 'x'\n[[groups]]\nname='g'\nset={ epochs = -1 }\n", "epochs must be > 0"),
+        ("name = 'x'\n[[groups]]\nname='g'\ncolour='red'\n", "unknown key 'colour'"),
+        ("name = 'x'\n[[groups]]\nname='g'\nset={ lr = 'fast' }\n", "lr must be a number"),
+        ("name = 'x'\n[base]\nmodel='nope'\n[[groups]]\nname='g'\n", "model"),
+        ("name = 'x'\nbase = [\n", "invalid TOML"),
+    ],
+)
+def test_bad_suite_files_exit_2_with_one_line(tmp_path, capsys, text, fragment):
+    path = write_suite(tmp_path, text, "bad.toml")
+    code = main(grid_argv(path, tmp_path))
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert fragment in err and "bad.toml" in err and len(err.strip().splitlines()) == 1
+
+
+def test_unknown_suite_lists_the_choices(capsys, tmp_path):
+    code = main(grid_argv("seed999", tmp_path))
+    err = capsys.readouterr().err
+    assert code == 2 and "seed000" in err and "PATH.toml" in err
+
+
+def test_unopenable_store_is_a_clear_error(capsys, tmp_path):
+    code = main(["results", "--store", "nosuchdb://x"])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot open store" in err and len(err.strip().splitlines()) == 1
+
+
+# -- running grids ----------------------------------------------------------------------------
+
+
+def test_grid_runs_once_and_rerun_does_not_duplicate(tmp_path, capsys):
+    suite = write_suite(tmp_path)
+    assert main(grid_argv(suite, tmp_path, "--seeds", "2")) == 0
+    runs = results(tmp_path, capsys)
+    assert len(runs) == 8 and {r["state"] for r in runs} == {"finished"}
+    assert Counter((r["name"], r["seed"]) for r in runs).most_common(1)[0][1] == 1
+    for run in runs:
+        assert 0 <= run["val_acc"] <= 100 and run["params"] == 15_882
+        summary = json.loads((Path(run["run_dir"]) / "summary.json").read_text())
+        assert summary["val_acc"] == run["val_acc"] and summary["seed"] == run["seed"]
+    before = {(r["name"], r["seed"]): (r["val_acc"], r["run_dir"]) for r in runs}
+    # a second call finds nothing to do and changes nothing
+    assert main(grid_argv(suite, tmp_path, "--seeds", "2")) == 0
+    out = capsys.readouterr().out
+    assert "0 newly queued" in out
+    after = results(tmp_path, capsys)
+    assert {(r["name"], r["seed"]): (r["val_acc"], r["run_dir"]) for r in after} == before
+
+
+def test_diverging_config_is_marked_and_the_rest_finish(tmp_path, capsys):
+    text = QUICK_SUITE.replace(
+        'variants = [ { name = "sgd" },',
+        'variants = [ { name = "sgd" }, { name = "boom", lr = 100.0, momentum = 0.0 },',
+    )
+    assert main(grid_argv(write_suite(tmp_path, text), tmp_path)) == 0
+    runs = {r["name"]: r for r in results(tmp_path, capsys)}
+    assert runs["g_boom_bs32"]["state"] == "diverged"
+    assert runs["g_boom_bs32"]["val_acc"] is None and runs["g_boom_bs32"]["test_acc"] is None
+    assert sum(r["state"] == "finished" for r in runs.values()) == 4
+    # a diverged run is a result: re-running the grid does not train it again
+    main(grid_argv(write_suite(tmp_path, text), tmp_path))
+    assert "0 newly queued" in capsys.readouterr().out
+
+
+def test_two_grids_in_one_store_do_not_mix(tmp_path, capsys):
+    other = QUICK_SUITE.replace('name = "quick"', 'name = "other"').replace(
+        "axes = { batch_size = [32, 64] }", "axes = { batch_size = [32] }"
+    )
+    assert main(grid_argv(write_suite(tmp_path), tmp_path)) == 0
+    assert main(grid_argv(write_suite(tmp_path, other, "other.toml"), tmp_path)) == 0
+    assert len(results(tmp_path, capsys, "quick")) == 4
+    assert len(results(tmp_path, capsys, "other")) == 2
+
+
+def test_two_workers_split_a_grid_without_duplicates(tmp_path, capsys):
+    assert main(grid_argv(write_suite(tmp_path), tmp_path, "--workers", "2")) == 0
+    runs = results(tmp_path, capsys)
+    assert len(runs) == 4 and all(r["state"] == "finished" for r in runs)
+    assert len({r["name"] for r in runs}) == 4
+
+
+def test_two_grid_processes_on_one_sqlite_store_run_each_config_once(tmp_path, capsys):
+    suite = write_suite(tmp_path)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "mnistlab.cli", *grid_argv(suite, tmp_path, "--seeds", "2")]
+    processes = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for _ in range(2)
+    ]
+    for process in processes:
+        process.wait(timeout=600)
+    runs = results(tmp_path, capsys)
+    finished = [(r["name"], r["seed"]) for r in runs if r["state"] == "finished"]
+    assert sorted(finished) == sorted(set(finished)) and len(finished) == 8
+
+
+def test_sigkill_mid_grid_then_resume_finishes_each_run_once(tmp_path, capsys):
+    suite = write_suite(tmp_path)
+    command = [sys.executable, "-m", "mnistlab.cli", *grid_argv(suite, tmp_path, "--seeds", "2")]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    store = RunStore(f"sqlite:///{tmp_path}/store.db", heartbeat=False)
+    deadline = time.monotonic() + 300
+    finished_before: dict = {}
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        try:
+            records = store.records(store.study("quick", create=False))
+        except Exception:
+            continue
+        finished_before = {(r.name, r.seed): r.summary for r in records if r.state == "finished"}
+        if len(finished_before) >= 2:
+            break
+    assert finished_before, "the grid never finished a run"
+    os.killpg(process.pid, signal.SIGKILL)  # the coordinator and its workers
+    process.wait()
+    # the killed run is RUNNING with a stale heartbeat; a short grace makes the test quick
+    import mnistlab.experiments.store as store_module
+
+    grace = store_module.GRACE_SECONDS
+    store_module.GRACE_SECONDS = 1
+    try:
+        time.sleep(2)
+        assert main(grid_argv(suite, tmp_path, "--seeds", "2")) == 0
+    finally:
+        store_module.GRACE_SECONDS = grace
+    runs = results(tmp_path, capsys)
+    finished = [r for r in runs if r["state"] == "finished"]
+    assert sorted((r["name"], r["seed"]) for r in finished) == sorted(
+        {(r["name"], r["seed"]) for r in finished}
+    )
+    assert len(finished) == 8
+    for key, summary in finished_before.items():
+        again = [r for r in finished if (r["name"], r["seed"]) == key]
+        assert again[0]["val_acc"] == summary["val_acc"]  # finished runs were not redone
