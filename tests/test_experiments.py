@@ -251,3 +251,15 @@ def test_sigkill_mid_grid_then_resume_finishes_each_run_once(tmp_path, capsys):
     for key, summary in finished_before.items():
         again = [r for r in finished if (r["name"], r["seed"]) == key]
         assert again[0]["val_acc"] == summary["val_acc"]  # finished runs were not redone
+
+
+def test_identical_configs_under_two_names_run_once_listed_twice(tmp_path, capsys):
+    text = QUICK_SUITE + '\n[[groups]]\nname = "again"\nvariants = [ { name = "sgd" } ]\n'
+    text = text.replace("axes = { batch_size = [32, 64] }", "axes = { batch_size = [64] }")
+    assert main(grid_argv(write_suite(tmp_path, text), tmp_path)) == 0
+    runs = results(tmp_path, capsys)
+    # again_sgd has the same config (batch 64 from [base]) as g_sgd_bs64: one run
+    assert len(runs) == 2
+    assert [r["aliases"] for r in runs if r["name"] == "g_sgd_bs64"] == [["again_sgd"]]
+    assert main(["results", "--store", f"sqlite:///{tmp_path}/store.db", "--suite", "quick"]) == 0
+    assert "again_sgd (= g_sgd_bs64)" in capsys.readouterr().out

@@ -29,6 +29,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def _console() -> Any:
+    from rich.console import Console
+
+    # piped into a file, tables keep their full width instead of wrapping at 80 columns
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
 # ---------------------------------------------------------------------------------------------
 # data
 
@@ -70,7 +77,6 @@ def cmd_models(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title="mnistlab models")
@@ -83,7 +89,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for info in infos:
         table.add_row(info.name, f"{info.params:,}", info.seed, info.description)
-    Console().print(table)
+    _console().print(table)
     return 0
 
 
@@ -333,14 +339,15 @@ def cmd_results(args: argparse.Namespace) -> int:
         print(json.dumps(runs, indent=2))
         return 0
     if args.csv:
-        writer = csv.DictWriter(sys.stdout, fieldnames=[*RUN_FIELDS, "trial"], lineterminator="\n")
+        writer = csv.DictWriter(
+            sys.stdout, fieldnames=[*RUN_FIELDS, "trial", "aliases"], lineterminator="\n"
+        )
         writer.writeheader()
         writer.writerows(runs)
         return 0
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = _console()
     table = Table(title=f"results: {', '.join(suites)} (mean ± std over seeds; sorted by val acc)")
     columns = (
         "name",
@@ -360,8 +367,9 @@ def cmd_results(args: argparse.Namespace) -> int:
         table.add_column(column, justify="left" if column == "name" else "right")
     for row in config_rows(records):
         seeds = str(row["seeds"]) + (f" ({row['diverged']} diverged)" if row["diverged"] else "")
+        name = row["name"] + (f" (= {row['same_as']})" if row["same_as"] else "")
         table.add_row(
-            row["name"],
+            name,
             seeds,
             row["val_acc"].format(),
             row["test_acc"].format(),
@@ -399,7 +407,10 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="mnistlab", description=__doc__.splitlines()[0])
+    parser = _Parser(
+        prog="mnistlab",
+        description="Reproducible, honest and fast experiments with tiny CNNs on MNIST.",
+    )
     parser.add_argument("--version", action="version", version=f"mnistlab {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 

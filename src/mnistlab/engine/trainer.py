@@ -158,8 +158,11 @@ def _train(
             )
             if _diverged(train_stats, val_stats):
                 state, diverged_epoch = "diverged", epoch
-                _log(log, f"epoch {epoch}: train loss {train_stats.loss:.4g}, val loss "
-                          f"{val_stats.loss:.4g}; run diverged")
+                _log(
+                    log,
+                    f"epoch {epoch}: train loss {train_stats.loss:.4g}, val loss "
+                    f"{val_stats.loss:.4g}; run diverged",
+                )
                 break
             schedule.after_epoch(val_stats.loss)
             record = EpochRecord(

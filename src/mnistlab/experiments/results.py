@@ -69,6 +69,7 @@ def run_rows(records: list[RunRecord]) -> list[dict[str, Any]]:
                 "run_dir": record.run_dir,
                 "cell_id": record.cell_id,
                 "trial": record.number,
+                "aliases": list(record.aliases),
             }
         )
     return rows
@@ -78,9 +79,13 @@ def config_rows(records: list[RunRecord]) -> list[dict[str, Any]]:
     """One row per config name over its finished or diverged seeds, sorted like seed 000's README:
     val acc desc, params asc, val loss asc, time asc (diverged/unfinished configs last)."""
     groups: dict[str, list[RunRecord]] = defaultdict(list)
+    same_as: dict[str, str] = {}
     for record in records:
         if record.state in ("finished", "diverged"):
             groups[record.name].append(record)
+            for alias in record.aliases:  # an identical config listed under another name
+                groups[alias].append(record)
+                same_as[alias] = record.name
     rows = []
     for name, members in groups.items():
         finished = [m.summary for m in members if m.state == "finished"]
@@ -88,6 +93,7 @@ def config_rows(records: list[RunRecord]) -> list[dict[str, Any]]:
         rows.append(
             {
                 "name": name,
+                "same_as": same_as.get(name),
                 "seeds": len(finished),
                 "diverged": sum(m.state == "diverged" for m in members),
                 "model": config.get("model"),

@@ -65,6 +65,7 @@ class RunRecord:
     summary: dict[str, Any]
     epochs: list[dict[str, Any]]
     run_dir: str
+    aliases: tuple[str, ...] = ()
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -161,27 +162,43 @@ class RunStore:
         """Queue each (name, config) whose cell is not queued, running or done; return the count."""
         with self.lock():
             fail_stale_trials(study)
-            present = {
-                t.user_attrs.get("cell_id")
-                for t in study.get_trials(deepcopy=False)
-                if t.state != TrialState.FAIL or t.user_attrs.get("state") == "diverged"
-            }
-            added = 0
+            # cell_id -> [trial_id, name, aliases] of the trial that holds (or will hold) it
+            present: dict[str, list[Any]] = {}
+            for trial in study.get_trials(deepcopy=False):
+                if trial.state != TrialState.FAIL or trial.user_attrs.get("state") == "diverged":
+                    present.setdefault(
+                        trial.user_attrs.get("cell_id", ""),
+                        [
+                            trial._trial_id,
+                            trial.user_attrs.get("name"),
+                            list(trial.user_attrs.get("aliases", [])),
+                        ],
+                    )
+            new: dict[str, dict[str, Any]] = {}
             for name, config in runs:
                 cell_id = config.config_hash()
                 if cell_id in present:
+                    # the same computation under another name (seed 000 repeats B inside C and
+                    # D): run once, listed under every name
+                    trial_id, first_name, aliases = present[cell_id]
+                    if name != first_name and name not in aliases:
+                        aliases.append(name)
+                        if trial_id is not None:
+                            self.set_attr(trial_id, "aliases", list(aliases))
                     continue
-                attrs = {
+                new[cell_id] = {
                     "cell_id": cell_id,
                     "name": name,
                     "seed": config.seed,
                     "config": config.to_dict(),
                     "suite": study.study_name,
+                    "aliases": [],
                 }
+                present[cell_id] = [None, name, new[cell_id]["aliases"]]
+            # enqueued after the loop, once every alias of a new cell is known
+            for attrs in new.values():
                 retry_locked(lambda attrs=attrs: study.enqueue_trial({}, user_attrs=attrs))
-                present.add(cell_id)
-                added += 1
-            return added
+            return len(new)
 
     def claim(self, study: optuna.Study) -> FrozenTrial | None:
         """Atomically move one WAITING trial to RUNNING and return it; None when none is left."""
@@ -275,6 +292,7 @@ class RunStore:
                     summary=attrs.get("summary", {}),
                     epochs=attrs.get("epochs", []),
                     run_dir=attrs.get("run_dir", ""),
+                    aliases=tuple(attrs.get("aliases", [])),
                 )
             )
         return records
