@@ -7,6 +7,7 @@ exit code 2; a traceback means a bug.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -20,6 +21,7 @@ from mnistlab.errors import ConfigError, MnistlabError
 from mnistlab.experiments import DEFAULT_STORE
 
 Handler = Callable[[argparse.Namespace], int]
+USER_OS_ERRORS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -521,6 +523,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"mnistlab {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as error:
+        if error.errno not in USER_OS_ERRORS:
+            raise
+        # disk full, read-only or forbidden output: earlier files are intact (atomic writes)
+        where = f" {error.filename}" if error.filename else ""
+        print(
+            f"mnistlab {args.command}: error: cannot write{where}: {error.strerror}",
+            file=sys.stderr,
+        )
+        return 2
 
 
 if __name__ == "__main__":

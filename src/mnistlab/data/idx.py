@@ -8,6 +8,7 @@ so that is all we support: anything else is a sign that the file is not what we 
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 import zlib
@@ -25,6 +26,8 @@ _UBYTE = 0x08
 # refuse absurd values, which only come from garbage headers.
 _MAX_NDIM = 4
 # Reading in chunks keeps a truncated file from being detected only after a huge allocation.
+# MNIST's largest file holds 47,040,000 bytes of pixels; allow other IDX data up to 256 MiB
+_MAX_PAYLOAD = 256 * 1024 * 1024
 _CHUNK = 1 << 20
 
 
@@ -76,7 +79,13 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
                     f"{path}: IDX header has {ndim} dimensions, expected 1..{_MAX_NDIM}"
                 )
             dims = struct.unpack(f">{ndim}I", _read_exact(f, 4 * ndim, path, "dimensions"))
-            n = int(np.prod(dims, dtype=np.int64))
+            n = math.prod(dims)  # Python ints: a hostile header cannot overflow this
+            if n > _MAX_PAYLOAD:
+                # refuse before allocating: a corrupt header must not exhaust memory
+                raise DataError(
+                    f"{path}: IDX header announces {n:,} bytes of data, more than the "
+                    f"{_MAX_PAYLOAD:,} any MNIST file has; file corrupted"
+                )
             # Read straight into the final array: no intermediate bytes object, and the result
             # is writable, so torch.from_numpy() takes it without a warning.
             out = np.empty(n, dtype=np.uint8)

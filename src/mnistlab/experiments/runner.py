@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from mnistlab.config import TrainConfig
-from mnistlab.experiments.store import HEARTBEAT_SECONDS, RunStore
+from mnistlab.experiments import store as store_module
+from mnistlab.experiments.store import RunStore
 from mnistlab.experiments.suites import Suite
 
 
@@ -61,7 +62,12 @@ def _worker_main(
     data = load_mnist(Path(data_dir) if data_dir else None, download=False)
     parent = os.getppid()
     while True:
-        task = tasks.get()
+        try:
+            task = tasks.get(timeout=1.0)
+        except queue.Empty:
+            if os.getppid() != parent:
+                return  # the coordinator died (kill -9): do not linger as an orphan
+            continue
         if task is None:
             return
         trial_id, config_dict, run_dir = task
@@ -182,7 +188,7 @@ def run_grid(
                     display.end_run(index)
                     tasks[index] = context.Queue()  # the dead worker may hold the old one's lock
                     processes[index] = start_worker(index)
-            if time.monotonic() - last_beat > HEARTBEAT_SECONDS / 2:
+            if time.monotonic() - last_beat > store_module.HEARTBEAT_SECONDS / 2:
                 for trial_id, _, _ in busy.values():
                     store.heartbeat(trial_id)
                 last_beat = time.monotonic()

@@ -22,6 +22,7 @@ import fcntl
 import json
 import logging
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -37,8 +38,10 @@ from mnistlab.config import TrainConfig
 from mnistlab.errors import MnistlabError
 from mnistlab.experiments import DEFAULT_STORE
 
-HEARTBEAT_SECONDS = 20
-GRACE_SECONDS = 60  # a RUNNING trial without a heartbeat for this long belongs to a dead worker
+# A RUNNING trial without a heartbeat for GRACE_SECONDS belongs to a dead worker. The
+# environment may shorten both (fault-injection tests); every process on a store must agree.
+HEARTBEAT_SECONDS = int(os.environ.get("MNISTLAB_HEARTBEAT_SECONDS", "20"))
+GRACE_SECONDS = int(os.environ.get("MNISTLAB_GRACE_SECONDS", "60"))
 MAX_ATTEMPTS = 3  # automatic re-queues of one run within a grid before it is left failed
 T = TypeVar("T")
 

@@ -1,0 +1,226 @@
+"""Corrupted inputs, bad configs, a full or read-only disk, divergence and determinism."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mnistlab.cli import main
+
+TRAIN = [
+    "train",
+    "--epochs",
+    "1",
+    "--train-subset",
+    "500",
+    "--val-size",
+    "500",
+    "--batch-size",
+    "32",
+    "--device",
+    "cpu",
+    "--no-progress",
+]
+
+
+def one_line_exit_2(capsys, argv: list[str]) -> tuple[bool, str]:
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    return code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+
+
+def corrupt_copies(source: Path, target_root: Path) -> dict[str, Path]:
+    """Directories of MNIST files, each with one fault in train-images."""
+    cases: dict[str, Path] = {}
+    raw = gzip.decompress((source / "train-images-idx3-ubyte.gz").read_bytes())
+
+    def case(name: str, images: bytes | None) -> None:
+        directory = target_root / name
+        directory.mkdir()
+        for file in source.glob("*.gz"):
+            if file.name != "train-images-idx3-ubyte.gz":
+                shutil.copy(file, directory / file.name)
+        if images is not None:
+            (directory / "train-images-idx3-ubyte").write_bytes(images)
+        cases[name] = directory
+
+    flipped = bytearray(raw)
+    flipped[5000] ^= 0x10
+    case("bit-flipped", bytes(flipped))
+    case("truncated", raw[: len(raw) // 2])
+    case("wrong-size", raw + b"\0" * 784)
+    case("missing", None)
+    return cases
+
+
+def test_corrupted_idx_files_are_refused(tmp_path, capsys, mnist_dir, reliability):
+    cases = corrupt_copies(mnist_dir, tmp_path)
+    survived = 0
+    for name, directory in cases.items():
+        before = {p.name: p.read_bytes() for p in directory.iterdir()}
+        ok, err = one_line_exit_2(capsys, ["data", "--data-dir", str(directory), "--no-download"])
+        names_file = "train-images-idx3-ubyte" in err
+        untouched = before == {p.name: p.read_bytes() for p in directory.iterdir()}
+        survived += ok and names_file and untouched
+        assert ok and names_file and untouched, (name, err)
+    reliability("corrupted IDX (bit flip, truncated, wrong size, missing)", len(cases), survived)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('epochs = "ten"\n', "epochs must be an integer"),
+        ("epochs = -3\n", "epochs must be > 0"),
+        ("lr = nan\n", "lr must be a finite number"),
+        ("colour = 'red'\n", "unknown key 'colour'"),
+        ("batch_size = 1.5\n", "batch_size must be an integer"),
+        ("[model_options]\nwidth = 'x'\n", "width"),
+        ("epochs = \n", "invalid TOML"),
+    ],
+)
+def test_bad_config_files_exit_2(tmp_path, capsys, text, fragment, reliability):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    ok, err = one_line_exit_2(
+        capsys, ["train", "--config", str(path), "--out", str(tmp_path / "run")]
+    )
+    reliability(f"bad TOML: {text.strip()!r}", 1, int(ok and fragment in err))
+    assert ok and fragment in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def _mount_tmpfs(path: Path, options: str) -> bool:
+    path.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True
+    )
+    return result.returncode == 0
+
+
+def _umount(path: Path) -> None:
+    subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def test_disk_full_is_a_clear_error_and_keeps_earlier_files(tmp_path, capsys, reliability):
+    mount = tmp_path / "small"
+    if not _mount_tmpfs(mount, "size=160k"):
+        pytest.skip("cannot mount a tmpfs here (needs root/CAP_SYS_ADMIN) to simulate disk full")
+    try:
+        out = mount / "run"
+        ok, err = one_line_exit_2(capsys, [*TRAIN, "--out", str(out)])
+        # config.toml and epochs.csv were written before the disk filled: intact and readable
+        config_ok = (out / "config.toml").is_file() and "tiny" in (out / "config.toml").read_text()
+        leftovers = [p.name for p in out.glob(".*.tmp")]
+        rows = (
+            list(csv.DictReader((out / "epochs.csv").open()))
+            if (out / "epochs.csv").is_file()
+            else []
+        )
+        survived = ok and "No space left" in err and config_ok and not leftovers
+        reliability(
+            "disk full during a run (160 KB tmpfs)",
+            1,
+            int(survived),
+            "nothing" if survived else f"{err!r}, leftovers {leftovers}, rows {len(rows)}",
+        )
+        assert survived, (err, leftovers)
+    finally:
+        _umount(mount)
+
+
+def test_read_only_output_dir_is_a_clear_error(tmp_path, capsys, reliability):
+    mount = tmp_path / "ro"
+    if not _mount_tmpfs(mount, "size=1m,ro"):
+        pytest.skip("cannot mount a read-only tmpfs here (needs root/CAP_SYS_ADMIN)")
+    try:
+        ok, err = one_line_exit_2(capsys, [*TRAIN, "--out", str(mount / "run")])
+        survived = ok and "Read-only file system" in err
+        reliability("read-only output directory", 1, int(survived))
+        assert survived, err
+    finally:
+        _umount(mount)
+
+
+def test_diverging_run_is_marked_and_reports_no_number(tmp_path, capsys, reliability):
+    code = main(
+        [
+            *TRAIN,
+            "--lr",
+            "100",
+            "--momentum",
+            "0",
+            "--scheduler",
+            "none",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
+    out = capsys.readouterr().out
+    import json
+
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    survived = code == 1 and summary["state"] == "diverged" and summary["test_acc"] is None
+    reliability("divergence (lr 100)", 1, int(survived))
+    assert survived, out
+
+
+def test_same_seed_identical_epochs_csv_different_seed_differs(tmp_path, capsys, reliability):
+    def epochs(seed: int, name: str) -> list[dict]:
+        assert (
+            main([*TRAIN, "--epochs", "2", "--seed", str(seed), "--out", str(tmp_path / name)]) == 0
+        )
+        rows = list(csv.DictReader((tmp_path / name / "epochs.csv").open()))
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+    first, again, other = epochs(0, "a"), epochs(0, "b"), epochs(1, "c")
+    survived = first == again and first != other
+    reliability(
+        "determinism (same seed twice on CPU; another seed)",
+        2,
+        int(first == again) + int(first != other),
+    )
+    assert survived
+
+
+def test_interrupted_train_leaves_no_partial_files(tmp_path):
+    # Ctrl-C (SIGINT) mid-run: exit 130, one line, and every file present is complete
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mnistlab.cli",
+            "train",
+            "--epochs",
+            "50",
+            "--train-subset",
+            "2000",
+            "--val-size",
+            "500",
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (out / "epochs.csv").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "interrupted" in err
+    assert not list(out.glob(".*.tmp"))
+    assert list(csv.DictReader((out / "epochs.csv").open()))
