@@ -22,8 +22,8 @@ name = "crash"
 model = "tiny"
 epochs = 2
 batch_size = 64
-train_subset = 400
-val_size = 500
+train_subset = 200
+val_size = 300
 rotate_deg = 0.0
 translate = 0.0
 no_aug_last = 0
@@ -166,7 +166,10 @@ def test_sigkill_during_atomic_writes_never_tears_a_file(tmp_path, reliability):
     trials, survived = 10, 0
     for _ in range(trials):
         process = subprocess.Popen([sys.executable, "-c", WRITER, str(target), str(size)])
-        time.sleep(rng.uniform(0.3, 1.0))
+        deadline = time.monotonic() + 60
+        while not target.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)  # first complete version written: now kill at a random moment
+        time.sleep(rng.uniform(0.0, 0.5))
         process.send_signal(signal.SIGKILL)
         process.wait()
         data = target.read_bytes()
