@@ -215,7 +215,7 @@ def check_out_dir(out: Path) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from mnistlab.data import load_mnist, split_mnist
     from mnistlab.engine.build import build_model
-    from mnistlab.engine.trainer import train_run
+    from mnistlab.experiments.tracking import train_tracked
     from mnistlab.models import count_params
 
     config = config_from_args(args)
@@ -235,7 +235,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"train {splits.train_images.shape[0]:,} / val {splits.val_images.shape[0]:,} / "
         f"test {splits.test_images.shape[0]:,}, out {out}"
     )
-    result = train_run(config, splits, out, progress=not args.no_progress and sys.stderr.isatty())
+    # train_run itself, mirrored into MLflow when --track mlflow is given
+    result = train_tracked(
+        args.track, config, splits, out, progress=not args.no_progress and sys.stderr.isatty()
+    )
     summary = result.summary
     if summary["state"] == "diverged":
         print(f"run diverged at epoch {summary['diverged_epoch']}; results in {out}")
@@ -308,15 +311,22 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def _run_and_report(store: Any, suite: str, args: argparse.Namespace, data_dir: Path) -> int:
     from mnistlab.experiments.runner import run_grid
+    from mnistlab.experiments.tracking import open_tracker
 
-    outcome = run_grid(
-        store,
-        suite,
-        workers=args.workers,
-        runs_root=Path(args.runs_dir),
-        data_dir=data_dir,
-        progress=not args.no_progress and sys.stderr.isatty(),
-    )
+    tracker = open_tracker(args.track, parent=f"grid {suite}")
+    try:
+        outcome = run_grid(
+            store,
+            suite,
+            workers=args.workers,
+            runs_root=Path(args.runs_dir),
+            data_dir=data_dir,
+            progress=not args.no_progress and sys.stderr.isatty(),
+            tracker=tracker,
+        )
+    finally:
+        if tracker is not None:
+            tracker.close()
     print(
         f"{suite}: {outcome.finished} finished, {outcome.diverged} diverged, "
         f"{outcome.failed} failed in {outcome.seconds:.0f}s; "
@@ -402,6 +412,248 @@ def cmd_results(args: argparse.Namespace) -> int:
         counts[run["state"]] = counts.get(run["state"], 0) + 1
     console.print("runs: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
     return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# tune
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from mnistlab.data import ensure_mnist
+    from mnistlab.experiments.store import RunStore
+    from mnistlab.experiments.tracking import open_tracker
+    from mnistlab.experiments.tune import format_outcome, load_space, run_tune
+
+    _check_count("--trials", args.trials)
+    for flag, value in (("--max-params", args.max_params), ("--max-epochs", args.max_epochs)):
+        if value is not None:
+            _check_count(flag, value)
+    space = load_space(args.space)
+    study = args.study or space.name
+    store = RunStore(args.store)  # an unreachable store fails before anything slow
+    tracker = open_tracker(args.track, parent=f"tune {study}")
+    data_dir = ensure_mnist(args.data_dir, download=not args.no_download, log=print)
+    try:
+        outcome = run_tune(
+            store,
+            space,
+            args.trials,
+            study_name=study,
+            max_params=args.max_params,
+            max_epochs=args.max_epochs,
+            pruner=args.pruner,
+            train_subset=args.train_subset,
+            device=args.device,
+            data_dir=data_dir,
+            runs_root=Path(args.runs_dir),
+            tracker=tracker,
+        )
+    finally:
+        if tracker is not None:
+            tracker.close()
+    for line in format_outcome(outcome):
+        print(line)
+    print(f"all trials: `mnistlab results --store {store.url} --suite {study} --runs`")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# report
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import shlex
+
+    from mnistlab.reports.build import write_report
+
+    # the command exactly as typed, for the report's provenance block
+    command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    paths = write_report(
+        args.store,
+        args.suite,
+        args.out,
+        max_params=args.max_params,
+        max_epochs=args.max_epochs,
+        target=args.target,
+        top_k=args.top_k,
+        command=command,
+        data_dir=args.data_dir,
+        download=not args.no_download,
+        device=args.device,
+    )
+    print(f"report written: {paths[0]} and {paths[1]} ({len(paths) - 2} images)")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# predict, export, serve (use a trained model)
+
+
+def _load_for_inference(args: argparse.Namespace) -> tuple[Any, Any, str]:
+    """(model, config, label) from --checkpoint PATH or --pretrained NAME (default: default)."""
+    from mnistlab.models import count_params
+
+    if args.checkpoint is not None:
+        from mnistlab.inference.checkpoint import load_checkpoint
+
+        loaded = load_checkpoint(args.checkpoint)
+        model, config = loaded.model, loaded.config
+        val = loaded.info.get("val_acc")
+        detail = f", val {val:.2f}%" if isinstance(val, int | float) else ""
+        source = str(args.checkpoint)
+    else:
+        from mnistlab import pretrained
+
+        name = args.pretrained or "default"
+        model, config = pretrained.load(name)
+        record = pretrained.info(name)
+        detail = f", val {record['val_acc']:.2f}%, test {record['test_acc']:.2f}%"
+        source = f"pretrained {name!r}"
+    label = f"{source} ({config.model}, {count_params(model):,} params{detail})"
+    return model, config, label
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from mnistlab.inference.predict import expand_inputs, predict
+    from mnistlab.inference.preprocess import preprocess_image
+
+    model, _, label = _load_for_inference(args)
+    paths, problems = expand_inputs(args.images)
+    # one record per input, in the order given; predictions are filled in after one batch
+    records: list[dict[str, Any]] = [{"file": item, "error": msg} for item, msg in problems]
+    images, done = [], []
+    for path in paths:
+        try:
+            images.append(preprocess_image(path))
+            done.append(len(records))
+            records.append({"file": str(path)})
+        except MnistlabError as error:
+            records.append({"file": str(path), "error": str(error)})
+    for record in records:
+        if "error" in record:
+            # a bad file costs one line and the others go on
+            print(f"mnistlab predict: skipped: {record['error']}", file=sys.stderr)
+    predictions = predict(model, np.stack(images)) if images else []
+    for index, prediction in zip(done, predictions, strict=True):
+        records[index].update(prediction.as_dict())
+    names = [records[index]["file"] for index in done]
+    if args.json:
+        print(json.dumps({"model": label, "results": records}, indent=2))
+    elif predictions:
+        print(f"model: {label}")
+        width = max((len(n) for n in names), default=0)
+        for name, prediction in zip(names, predictions, strict=True):
+            top3 = "  ".join(f"{d} {100 * p:5.1f}%" for d, p in prediction.top3)
+            print(
+                f"{name:<{width}}  {prediction.digit}  ({100 * prediction.prob:5.1f}%)   "
+                f"top-3: {top3}"
+            )
+    if not predictions:
+        print("mnistlab predict: error: no image could be predicted", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from mnistlab.data import load_mnist, split_mnist
+    from mnistlab.inference.export import (
+        MAX_ABS_DIFF,
+        check_parity,
+        export_onnx,
+        measure_latency,
+        onnx_session,
+        require_onnx,
+    )
+
+    _check_count("--parity-images", args.parity_images)
+    require_onnx()  # before loading anything: a missing extra is the likeliest problem
+    model, config, label = _load_for_inference(args)
+    out = export_onnx(model, config, args.onnx)
+    print(f"exported {label}")
+    print(
+        f"  -> {out} ({out.stat().st_size:,} bytes, opset 18, batch axis dynamic; "
+        "onnx.checker passed)"
+    )
+    data = load_mnist(args.data_dir, download=not args.no_download)
+    test = split_mnist(data)
+    count = min(args.parity_images, test.test_images.shape[0])
+    images, labels = test.test_images[:count], test.test_labels[:count]
+    session = onnx_session(out)
+    parity = check_parity(model, session, images, labels)
+    print(
+        f"parity on the first {parity.images:,} official test images (ONNX Runtime vs PyTorch): "
+        f"max |logit diff| {parity.max_abs_diff:.2e} (limit {MAX_ABS_DIFF:.0e}), "
+        f"same prediction {parity.agree}/{parity.images}, accuracy "
+        f"{100 * parity.torch_correct / parity.images:.2f}% (PyTorch) / "
+        f"{100 * parity.onnx_correct / parity.images:.2f}% (ONNX Runtime)"
+    )
+    import torch
+
+    print(f"latency (median of repeated runs, CPU, {torch.get_num_threads()} threads each):")
+    for batch, repeats in ((1, args.repeats), (1024, max(3, args.repeats // 20))):
+        lat = measure_latency(model, session, images, batch, repeats)
+        print(
+            f"  batch {batch:>4}: PyTorch {lat.torch_ms:8.3f} ms   ONNX Runtime "
+            f"{lat.onnx_ms:8.3f} ms   ({batch / lat.onnx_ms * 1000:,.0f} img/s ONNX, "
+            f"{batch / lat.torch_ms * 1000:,.0f} img/s PyTorch)"
+        )
+    if not parity.ok:
+        print("mnistlab export: error: the ONNX model does not match PyTorch", file=sys.stderr)
+        return 1
+    print("parity check passed")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from mnistlab.inference.server import make_server
+
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be in 0..65535, got {args.port}")
+    model, _, label = _load_for_inference(args)
+    try:
+        server = make_server(
+            model, host=args.host, port=args.port, label=label, verbose=args.verbose
+        )
+    except OSError as error:
+        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {error.strerror}") from None
+    host, port = server.server_address[:2]
+    shown = f"[{host}]" if ":" in str(host) else host
+    # flush: a script (or test) waiting for this line reads the port from it
+    print(f"serving {label} on http://{shown}:{port}/ (Ctrl-C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from mnistlab.bench import run_bench
+
+    if args.seconds <= 0:
+        raise ConfigError(f"--seconds must be > 0, got {args.seconds}")
+    result = run_bench(args.model, args.batch_size, args.seconds, args.data_dir)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0
+    print(f"model {result.model}, batch {result.batch_size}, {result.threads} threads, "
+          f"torch {torch_version()}")
+    print(f"reference (torchvision DataLoader, 2 workers, RandomRotation(7)): "
+          f"{result.reference_img_per_s:,.0f} img/s")
+    print(f"mnistlab (device-resident uint8, batched rotation): "
+          f"{result.mnistlab_img_per_s:,.0f} img/s")
+    print(f"speedup={result.speedup:.2f}")
+    return 0
+
+
+def torch_version() -> str:
+    import torch
+
+    return torch.__version__
 
 
 # ---------------------------------------------------------------------------------------------
@@ -506,6 +758,151 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--csv", action="store_true", help="per-run CSV")
     sub.add_argument("--runs", action="store_true", help="also print the per-run table")
     sub.set_defaults(handler=cmd_results)
+
+    # MLflow tracking for every command that trains
+    for name in ("train", "grid", "worker"):
+        commands.choices[name].add_argument(
+            "--track",
+            choices=("mlflow",),
+            help="also log runs to MLflow (needs pip install 'mnistlab[mlflow]')",
+        )
+
+    sub = commands.add_parser(
+        "tune",
+        help="search hyper-parameters with Optuna, pruning weak trials",
+        description="An Optuna study over a search space: each trial trains one config; its "
+        "val accuracy per epoch lets the pruner stop weak trials early. The objective is val "
+        "accuracy; the best trial's test accuracy is only shown. Processes sharing one --store "
+        "and --study (e.g. PostgreSQL, on many machines) split the trials.",
+    )
+    sub.add_argument("--space", required=True, help="built-in search space (budget8k) or PATH.toml")
+    sub.add_argument(
+        "--trials",
+        type=int,
+        required=True,
+        help="trials the study should hold, all processes together (re-running resumes)",
+    )
+    sub.add_argument("--study", help="study name in the store (default: the space's name)")
+    sub.add_argument("--max-params", type=int, help="cap every trial's model at this many params")
+    sub.add_argument("--max-epochs", type=int, help="cap every trial's epochs")
+    sub.add_argument(
+        "--pruner",
+        choices=("median", "hyperband", "none"),
+        default="median",
+        help="how weak trials are stopped early (default: median)",
+    )
+    sub.add_argument("--train-subset", type=int, help="train on the first N images (quick runs)")
+    sub.add_argument("--device", help="override the device (auto, cpu, cuda, mps)")
+    sub.add_argument(
+        "--track",
+        choices=("mlflow",),
+        help="also log trials to MLflow (pip install 'mnistlab[mlflow]')",
+    )
+    store_flag(sub)
+    sub.add_argument(
+        "--runs-dir", default="runs", help="root of the per-trial directories (default: runs)"
+    )
+    data_flags(sub)
+    sub.set_defaults(handler=cmd_tune)
+
+    sub = commands.add_parser(
+        "report",
+        help="write REPORT.md and index.html (tables, plots, checks) for a suite",
+        description="Build a report from the store: results sorted like seed 000, best config, "
+        "top-k, learning curves, test-set confusion matrix and mistakes of the best run, "
+        "constraint checklist, model cards, timing and the params/accuracy Pareto plot. "
+        "Reads stored runs only (evaluates saved weights; never trains).",
+    )
+    store_flag(sub)
+    sub.add_argument("--suite", help="suite to report (default: the store's only suite)")
+    sub.add_argument("--out", required=True, type=Path, help="report directory")
+    sub.add_argument(
+        "--max-params",
+        type=int,
+        help="parameter budget (default: the suite's seed budget, else 20000)",
+    )
+    sub.add_argument("--max-epochs", type=int, help="epoch limit (default: the suite's, else 20)")
+    sub.add_argument(
+        "--target",
+        type=float,
+        help="target val accuracy in %% (default: the suite's, else 99.4)",
+    )
+    sub.add_argument(
+        "--top-k", type=int, default=5, help="configs in the top table and curves (default: 5)"
+    )
+    sub.add_argument(
+        "--device", default="auto", help="device for evaluation and timing (default: auto)"
+    )
+    data_flags(sub)
+    sub.set_defaults(handler=cmd_report)
+
+    def model_flags(sub: argparse.ArgumentParser, default: str | None) -> None:
+        from mnistlab import pretrained
+
+        source = sub.add_mutually_exclusive_group(required=default is None)
+        source.add_argument(
+            "--checkpoint", type=Path, help="a best.pt/last.pt written by `mnistlab train`"
+        )
+        source.add_argument(
+            "--pretrained",
+            metavar="NAME",
+            help=f"a model shipped with mnistlab: {', '.join(pretrained.available())}"
+            + (f" (default: {default})" if default else ""),
+        )
+
+    sub = commands.add_parser(
+        "predict",
+        help="classify images of handwritten digits (PNG, JPEG, BMP, GIF, WebP)",
+        description="Predict the digit in each image. Any size, colour or polarity: images are "
+        "preprocessed the MNIST way (grayscale, white on black, cropped, scaled to 20 px, "
+        "centred by centre of mass in 28x28). A bad file is reported and skipped; exit code "
+        "2 if nothing could be predicted.",
+    )
+    sub.add_argument("images", nargs="+", metavar="IMAGE", help="files, directories or globs")
+    model_flags(sub, "default")
+    sub.add_argument("--json", action="store_true", help="print one JSON document")
+    sub.set_defaults(handler=cmd_predict)
+
+    sub = commands.add_parser(
+        "export",
+        help="export a model to ONNX and check it against PyTorch (needs mnistlab[onnx])",
+        description="Write ONNX (dynamic batch axis), check it with onnx.checker, run it in "
+        "ONNX Runtime on official test images (max |logit diff| must be <= 1e-4 and every "
+        "prediction identical) and time batch-1 and batch-1024 inference in both runtimes.",
+    )
+    model_flags(sub, None)
+    sub.add_argument("--onnx", required=True, metavar="OUT.onnx", help="file to write")
+    sub.add_argument(
+        "--parity-images",
+        type=int,
+        default=1000,
+        help="official test images for the parity check (default: 1000)",
+    )
+    sub.add_argument("--repeats", type=int, default=200, help="timed batch-1 calls (default: 200)")
+    data_flags(sub)
+    sub.set_defaults(handler=cmd_export)
+
+    sub = commands.add_parser(
+        "serve",
+        help="a local web page to draw digits and watch the model classify them",
+        description="Serve a draw-a-digit page (no network needed) and a JSON endpoint "
+        "POST /predict. Binds 127.0.0.1 unless --host says otherwise.",
+    )
+    model_flags(sub, "default")
+    sub.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    sub.add_argument(
+        "--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)"
+    )
+    sub.add_argument("--verbose", action="store_true", help="log every request")
+    sub.set_defaults(handler=cmd_serve)
+    sub = commands.add_parser("bench", help="time the seeds' pipeline and mnistlab's side by side")
+    sub.add_argument("--model", default="tiny", help="model to train (default: tiny)")
+    sub.add_argument("--batch-size", type=int, default=128, help="batch size (default: 128)")
+    sub.add_argument("--seconds", type=float, default=20.0,
+                     help="timed seconds per pipeline, after warm-up (default: 20)")
+    sub.add_argument("--json", action="store_true", help="print one JSON object")
+    sub.add_argument("--data-dir", type=Path, default=None, help="MNIST directory")
+    sub.set_defaults(handler=cmd_bench)
     return parser
 
 

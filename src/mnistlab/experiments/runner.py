@@ -16,12 +16,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mnistlab.config import TrainConfig
 from mnistlab.experiments import store as store_module
 from mnistlab.experiments.store import RunStore
 from mnistlab.experiments.suites import Suite
+
+if TYPE_CHECKING:
+    from mnistlab.experiments.tracking import Tracker
 
 
 @dataclass
@@ -103,8 +106,12 @@ def run_grid(
     data_dir: Path | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    tracker: Tracker | None = None,
 ) -> GridOutcome:
-    """Claim and train queued runs of `suite_name` until none is left."""
+    """Claim and train queued runs of `suite_name` until none is left.
+
+    `tracker` (e.g. MLflow) gets each run's config, epochs and summary from this process, which
+    receives them anyway; the caller opens and closes it."""
     study = store.study(suite_name, create=False)
     outcome = GridOutcome(suite=suite_name)
     started = time.perf_counter()
@@ -149,6 +156,14 @@ def run_grid(
                 label = f"{trial.user_attrs['name']} s{trial.user_attrs['seed']}"
                 busy[index] = (trial._trial_id, label, time.monotonic())
                 display.start_run(index, label, trial.user_attrs["config"]["epochs"])
+                if tracker is not None:
+                    tracker.start(
+                        trial._trial_id,
+                        label,
+                        trial.user_attrs["config"],
+                        {"suite": suite_name, "trial": trial.number},
+                        run_dir=run_dir,
+                    )
             if not busy:
                 break
             try:
@@ -158,9 +173,13 @@ def run_grid(
             if kind == "epoch":
                 store.report_epoch(trial_id, payload["epoch"], payload["val_acc"])
                 display.epoch(index)
+                if tracker is not None:
+                    tracker.epoch(trial_id, payload)
             elif kind == "done":
                 summary, rows = payload
                 store.finish(trial_id, summary, rows)
+                if tracker is not None:
+                    tracker.finish(trial_id, summary)
                 state = summary.get("state")
                 if state == "diverged":
                     outcome.diverged += 1
@@ -176,6 +195,8 @@ def run_grid(
                 store.set_attr(trial_id, "error", payload)
                 # not re-queued now (it would fail again at once); the next `grid` call retries
                 store.fail(trial_id, "error")
+                if tracker is not None:
+                    tracker.fail(trial_id, payload)
                 busy.pop(index)
                 display.end_run(index)
             for index, (trial_id, label, _) in list(busy.items()):
@@ -184,6 +205,8 @@ def run_grid(
                     outcome.failed += 1
                     log(f"{label}: worker {index} died; run queued again")
                     store.release(study, trial_id, "worker-died")
+                    if tracker is not None:
+                        tracker.fail(trial_id, "worker died")
                     busy.pop(index)
                     display.end_run(index)
                     tasks[index] = context.Queue()  # the dead worker may hold the old one's lock

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import optuna
+import sqlalchemy
 from optuna.storages import RDBStorage, fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
@@ -42,6 +43,8 @@ from mnistlab.experiments import DEFAULT_STORE
 # environment may shorten both (fault-injection tests); every process on a store must agree.
 HEARTBEAT_SECONDS = int(os.environ.get("MNISTLAB_HEARTBEAT_SECONDS", "20"))
 GRACE_SECONDS = int(os.environ.get("MNISTLAB_GRACE_SECONDS", "60"))
+# key of the PostgreSQL advisory lock that serialises enqueue and claim (any fixed 64-bit value)
+PG_LOCK_KEY = 0x6D6E6973746C6162  # "mnistlab"
 MAX_ATTEMPTS = 3  # automatic re-queues of one run within a grid before it is left failed
 T = TypeVar("T")
 
@@ -91,6 +94,48 @@ def retry_locked(action: Callable[[], T], attempts: int = 8) -> T:
     raise AssertionError("unreachable")
 
 
+POSTGRES_INSTALL = "pip install 'mnistlab[postgres]'"
+
+
+def masked_url(url: str) -> str:
+    """The URL with its password replaced by ***, for messages."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return url
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
+
+
+def postgres_driver_url(url: str) -> str:
+    """`postgresql://` with an explicit driver: SQLAlchemy 2.1 means psycopg 3 by it, 2.0
+    psycopg2, so the bare scheme fails whenever the other one is installed."""
+    scheme, sep, rest = url.partition("://")
+    if scheme != "postgresql":
+        return url  # the user named a driver
+    for module, driver in (("psycopg", "psycopg"), ("psycopg2", "psycopg2")):
+        try:
+            __import__(module)
+        except ImportError:
+            continue
+        return f"postgresql+{driver}{sep}{rest}"
+    raise StoreError(f"a PostgreSQL store needs a driver: {POSTGRES_INSTALL}")
+
+
+def _open_storage(url: str, kwargs: dict[str, Any]) -> RDBStorage:
+    # Several processes opening a new PostgreSQL database at once race to create Optuna's
+    # tables ("duplicate key ... pg_type_typname_nsp_index"); the loser finds them made when
+    # it tries again. (SQLite stores are opened under the file lock.)
+    for attempt in range(5):
+        try:
+            return RDBStorage(url, **kwargs)
+        except Exception as error:
+            text = str(error).lower()
+            if attempt == 4 or not ("duplicate key" in text or "already exists" in text):
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 class RunStore:
     """A suite's study in an Optuna storage, with exactly-once claims."""
 
@@ -109,6 +154,11 @@ class RunStore:
         if path is not None:
             # wait for another writer instead of failing with "database is locked"
             kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
+        storage_url = url
+        if url.startswith("postgresql"):
+            storage_url = postgres_driver_url(url)
+            # an unreachable server fails within seconds, not after the OS's TCP timeout
+            kwargs["engine_kwargs"] = {"connect_args": {"connect_timeout": 5}}
         if heartbeat:
             kwargs.update(
                 heartbeat_interval=HEARTBEAT_SECONDS,
@@ -117,17 +167,34 @@ class RunStore:
             )
         try:
             with self.lock():
-                self.storage = RDBStorage(url, **kwargs)
+                self.storage = _open_storage(storage_url, kwargs)
         except StoreError:
             raise
         except Exception as error:
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-            raise StoreError(f"cannot open store {url!r}: {first_line}") from None
+            raise StoreError(f"cannot open store {masked_url(url)!r}: {first_line}") from None
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """Exclusive across processes on this machine for a SQLite store; no-op otherwise."""
+        """Exclusive across processes: a file lock for a SQLite store (this machine), an
+        advisory lock for PostgreSQL (every machine); a no-op for other databases."""
         if self.lock_path is None:
+            storage = getattr(self, "storage", None)  # None while __init__ opens it
+            if storage is not None and storage.engine.dialect.name == "postgresql":
+                # Row locks alone are not enough: two enqueues at once queue a cell twice, and
+                # a claim working from a stale list then runs the duplicate while the original
+                # is running elsewhere. One lock per database serialises enqueue and claim, as
+                # the file lock does for SQLite; the server frees it if this process dies.
+                with storage.engine.connect() as connection:
+                    connection.execute(sqlalchemy.text(f"SELECT pg_advisory_lock({PG_LOCK_KEY})"))
+                    try:
+                        yield
+                    finally:
+                        connection.execute(
+                            sqlalchemy.text(f"SELECT pg_advisory_unlock({PG_LOCK_KEY})")
+                        )
+                        connection.commit()
+                return
             yield
             return
         with open(self.lock_path, "a") as handle:
@@ -324,4 +391,5 @@ def _requeue(study: optuna.Study, failed: FrozenTrial) -> None:
     attrs["attempt"] = int(failed.user_attrs.get("attempt", 1)) + 1
     if attrs["attempt"] > MAX_ATTEMPTS:
         return  # keeps failing: left FAIL; a later `grid` call queues it afresh
-    study.enqueue_trial({}, user_attrs=attrs)
+    # a search trial (`mnistlab tune`) is retried at the same point; grid trials have no params
+    study.enqueue_trial(dict(failed.params), user_attrs=attrs)

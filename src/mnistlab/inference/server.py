@@ -1,0 +1,226 @@
+"""The draw-a-digit page: a standard-library HTTP server, one HTML page, one JSON endpoint.
+
+``GET /`` serves a self-contained page (inline JS and CSS, nothing from the network, so it works
+offline); ``POST /predict`` takes the drawing as PNG bytes (``Content-Type: image/png``), a PNG
+data URL, or JSON ``{"image": "data:image/png;base64,..."}``, preprocesses it with the same
+function as `mnistlab predict`, and answers JSON ``{digit, prob, top3, probs, image28}``
+(``image28``: the 784 pixels the model saw, row by row, 0..255).
+
+Bad requests get a JSON ``{"error": ...}`` with 400 (malformed, empty drawing), 411 (no
+length), 413 (body over the limit) or 404; a bug in one request is a 500 for that request,
+never the end of the server. Binds 127.0.0.1 unless told otherwise: it is a local demo, not a
+hardened public service.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import html
+import json
+import sys
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from typing import Any
+
+from torch import nn
+
+from mnistlab.inference.predict import predict
+from mnistlab.inference.preprocess import ImageError, preprocess_image
+
+__all__ = ["MAX_BODY", "MAX_PIXELS", "make_server", "page"]
+
+#: A 280x280 canvas PNG is 5-20 KB; 2 MB leaves room for big screens and data URLs.
+MAX_BODY = 2 * 1024 * 1024
+#: Tighter than the command line's limit: a server decodes what strangers send.
+MAX_PIXELS = 4_000_000
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+#: An oversize body up to this size is read and dropped so the client gets its 413.
+DISCARD_LIMIT = 16 * 1024 * 1024
+
+
+def page(model_label: str) -> bytes:
+    template = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
+    return template.replace("__MODEL__", html.escape(model_label)).encode("utf-8")
+
+
+class _BadRequest(Exception):
+    def __init__(self, status: HTTPStatus, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def decode_body(body: bytes, content_type: str) -> bytes:
+    """The image bytes inside a request body (raw image, data URL, or JSON with a data URL)."""
+    if not body:
+        raise _BadRequest(HTTPStatus.BAD_REQUEST, "empty body: send a PNG of the drawing")
+    kind = content_type.split(";")[0].strip().lower()
+    if kind.startswith("image/") or body.startswith(PNG_MAGIC):
+        return body
+    text: Any = body.decode("utf-8", errors="replace").strip()
+    if kind == "application/json" or text.startswith("{"):
+        try:
+            text = json.loads(text)
+        except json.JSONDecodeError:
+            raise _BadRequest(HTTPStatus.BAD_REQUEST, "malformed JSON body") from None
+        if not isinstance(text, dict) or not isinstance(text.get("image"), str):
+            raise _BadRequest(HTTPStatus.BAD_REQUEST, 'JSON body needs {"image": "data:..."}')
+        text = text["image"]
+    if not text.startswith("data:") or ";base64," not in text:
+        raise _BadRequest(
+            HTTPStatus.BAD_REQUEST,
+            "expected PNG bytes (Content-Type: image/png) or a base64 data URL",
+        )
+    try:
+        return base64.b64decode(text.split(";base64,", 1)[1], validate=True)
+    except (binascii.Error, ValueError):
+        raise _BadRequest(HTTPStatus.BAD_REQUEST, "data URL is not valid base64") from None
+
+
+def _too_large(length: int) -> _BadRequest:
+    return _BadRequest(
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        f"body of {length:,} bytes is over the {MAX_BODY:,}-byte limit",
+    )
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    server_version = "mnistlab"
+    protocol_version = "HTTP/1.1"
+    # a client that stops sending mid-request frees its thread after this many seconds
+    timeout = 10
+
+    def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
+        path = self.path.split("?", 1)[0]
+        if path in ("/", "/index.html"):
+            self._send(HTTPStatus.OK, self.server.page, "text/html; charset=utf-8")
+        elif path == "/health":
+            self._json(HTTPStatus.OK, {"ok": True, "model": self.server.label})
+        else:
+            self._json(HTTPStatus.NOT_FOUND, {"error": f"no such page: {path}"})
+
+    def do_POST(self) -> None:  # noqa: N802
+        try:
+            if self.path.split("?", 1)[0] != "/predict":
+                raise _BadRequest(HTTPStatus.NOT_FOUND, "POST to /predict")
+            image = decode_body(self._read_body(), self.headers.get("Content-Type", ""))
+            with self.server.lock:
+                # one prediction at a time: the model is tiny, and two cores are better spent
+                # on one forward pass than shared by several
+                pixels = preprocess_image(image, label="drawing", max_pixels=MAX_PIXELS)
+                result = predict(self.server.model, pixels)[0]
+            self._json(HTTPStatus.OK, {**result.as_dict(), "image28": pixels.reshape(-1).tolist()})
+        except _BadRequest as error:
+            self._json(error.status, {"error": str(error)})
+        except ImageError as error:
+            self._json(HTTPStatus.BAD_REQUEST, {"error": str(error)})
+        except Exception as error:  # noqa: BLE001 - one bad request must not stop the server
+            self.log_error("internal error on %s: %r", self.path, error)
+            self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"})
+
+    def _read_body(self) -> bytes:
+        length_header = self.headers.get("Content-Length")
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked" or not length_header:
+            self.close_connection = True
+            raise _BadRequest(HTTPStatus.LENGTH_REQUIRED, "Content-Length required")
+        try:
+            length = int(length_header)
+        except ValueError:
+            self.close_connection = True
+            raise _BadRequest(HTTPStatus.BAD_REQUEST, "bad Content-Length") from None
+        if length < 0:
+            self.close_connection = True
+            raise _BadRequest(HTTPStatus.BAD_REQUEST, "bad Content-Length")
+        if length > MAX_BODY:
+            self.close_connection = True
+            if length <= DISCARD_LIMIT:
+                # read and drop it: closing a socket with unread data resets the connection,
+                # and the client would see "connection reset" instead of this 413
+                self._discard(length)
+            raise _too_large(length)
+        body = self.rfile.read(length)
+        if len(body) != length:
+            self.close_connection = True
+            raise _BadRequest(HTTPStatus.BAD_REQUEST, "body shorter than Content-Length")
+        return body
+
+    def _discard(self, length: int) -> None:
+        while length > 0:
+            chunk = self.rfile.read(min(length, 64 * 1024))
+            if not chunk:
+                return
+            length -= len(chunk)
+
+    def handle_expect_100(self) -> bool:
+        # curl asks before sending a large body: refuse an oversize one before it is sent
+        length = self.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > MAX_BODY:
+            self.close_connection = True
+            error = _too_large(int(length))
+            self._json(error.status, {"error": str(error)})
+            return False
+        return super().handle_expect_100()
+
+    def _json(self, status: HTTPStatus, payload: dict[str, Any]) -> None:
+        self._send(status, json.dumps(payload).encode(), "application/json")
+
+    def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        # the page needs nothing from elsewhere; say so, so a browser blocks any attempt
+        self.send_header(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+            "img-src 'self' data: blob:",
+        )
+        self.send_header("X-Content-Type-Options", "nosniff")
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base signature
+        if self.server.verbose:
+            sys.stderr.write(f"{self.address_string()} - {format % args}\n")
+
+    def log_error(self, format: str, *args: Any) -> None:  # noqa: A002
+        # errors are always worth a line, even when access logging is off
+        sys.stderr.write(f"mnistlab serve: {format % args}\n")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # Ctrl-C does not wait for an idle keep-alive connection
+
+    def __init__(
+        self, address: tuple[str, int], model: nn.Module, label: str, verbose: bool
+    ) -> None:
+        super().__init__(address, _Handler)
+        self.model = model.cpu().eval()
+        self.label = label
+        self.page = page(label)
+        self.verbose = verbose
+        self.lock = threading.Lock()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver's default prints a traceback; a client that hangs up is not news, and
+        # anything else deserves one line, not a stack
+        error = sys.exc_info()[1]
+        if not isinstance(error, ConnectionError | TimeoutError):
+            sys.stderr.write(f"mnistlab serve: error with {client_address[0]}: {error!r}\n")
+
+
+def make_server(
+    model: nn.Module,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    label: str = "model",
+    verbose: bool = False,
+) -> ThreadingHTTPServer:
+    """A bound, not yet serving server (``port=0`` picks a free port: see ``server_address``)."""
+    return _Server((host, port), model, label, verbose)

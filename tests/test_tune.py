@@ -1,0 +1,197 @@
+"""Search: spaces as TOML, Optuna studies with pruning, bad choices pruned or diverged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+
+from mnistlab.cli import main
+from mnistlab.errors import ConfigError
+from mnistlab.experiments.store import RunStore
+from mnistlab.experiments.tune import builtin_spaces, load_space, parse_space, run_tune
+
+# tiny runs: 300 training and 500 validation images, no augmentation, constant lr
+QUICK_SPACE = """
+name = "quick"
+[base]
+model = "tiny"
+epochs = 3
+batch_size = 64
+train_subset = 300
+val_size = 500
+rotate_deg = 0.0
+translate = 0.0
+no_aug_last = 0
+scheduler = "none"
+optimizer = "sgd"
+momentum = 0.0
+device = "cpu"
+[params]
+lr = { choices = [0.05, 0.00001, 100.0] }
+"""
+
+
+def write_space(tmp_path: Path, text: str = QUICK_SPACE, name: str = "space.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+# -- spaces -----------------------------------------------------------------------------------
+
+
+def test_budget8k_searches_models_under_8000_params_in_at_most_15_epochs():
+    from mnistlab.engine.build import build_model, count_params
+
+    assert "budget8k" in builtin_spaces()
+    space = load_space("budget8k")
+    names = {p.name for p in space.params}
+    assert {"model", "optimizer", "lr", "weight_decay", "batch_size", "dropout_p"} <= names
+    assert {"aug_strength", "label_smoothing", "scheduler"} <= names
+    for model in next(p for p in space.params if p.name == "model").choices:
+        config = space.config({"model": model})
+        assert config.epochs <= 15 and count_params(build_model(config)) < 8000
+    # caps from the command line shorten the run and keep its no-augmentation tail inside it
+    short = space.config({}, max_epochs=3, max_params=5000, train_subset=1000)
+    assert (short.epochs, short.max_params, short.train_subset) == (3, 5000, 1000)
+    assert short.no_aug_last <= 3
+
+
+def test_space_values_map_onto_the_config():
+    space = parse_space(
+        {
+            "name": "x",
+            "base": {"model": "tiny", "rotate_deg": 8.0, "translate": 0.1},
+            "params": {
+                "width": {"low": 0.5, "high": 1.0},
+                "aug_strength": {"low": 0.0, "high": 2.0},
+                "epochs": {"low": 1, "high": 4},
+                "label_smoothing": {"low": 0, "high": 0.1},
+            },
+        },
+        source="x.toml",
+    )
+    kinds = {p.name: p.kind for p in space.params}
+    assert kinds == {"width": "float", "aug_strength": "float", "epochs": "int"} | {
+        "label_smoothing": "float"
+    }
+    config = space.config({"width": 0.75, "aug_strength": 0.5, "epochs": 2})
+    assert config.model_options["width"] == 0.75 and config.epochs == 2
+    assert (config.rotate_deg, config.translate) == (4.0, 0.05)
+
+
+@pytest.mark.parametrize(
+    ("params", "fragment"),
+    [
+        ("colour = { choices = ['red'] }", "unknown parameter 'colour'"),
+        ("lr = { low = 0.1, high = 0.01 }", "parameter 'lr': empty range"),
+        ("lr = { low = 0.1, high = 0.1 }", "parameter 'lr': empty range"),
+        ("batch_size = { choices = [] }", "parameter 'batch_size': choices must be a non-empty"),
+        ("lr = { low = 0.0, high = 0.1, log = true }", "parameter 'lr': a log range needs low > 0"),
+        ("epochs = { low = 1.5, high = 3 }", "parameter 'epochs': an integer parameter"),
+        ("lr = { low = -1.0, high = 0.1 }", "parameter 'lr' = -1.0: lr must be"),
+        ("model = { choices = ['tiny', 'nope'] }", "parameter 'model' = 'nope'"),
+        ("optimizer = { low = 1, high = 2 }", "takes choices, not a range"),
+        ("lr = { low = 0.01, high = 0.1, steps = 2 }", "unknown key 'steps'"),
+    ],
+)
+def test_bad_spaces_exit_2_with_one_line_naming_the_parameter(tmp_path, capsys, params, fragment):
+    text = QUICK_SPACE.split("[params]")[0] + "[params]\n" + params + "\n"
+    path = write_space(tmp_path, text, "bad.toml")
+    store = f"sqlite:///{tmp_path}/store.db"
+    code = main(["tune", "--space", str(path), "--trials", "1", "--store", store])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert fragment in err and "bad.toml" in err and len(err.strip().splitlines()) == 1
+
+
+def test_unknown_space_lists_the_builtins(capsys):
+    code = main(["tune", "--space", "nope", "--trials", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "budget8k" in err and "PATH.toml" in err
+
+
+def test_load_space_rejects_a_space_without_params(tmp_path):
+    with pytest.raises(ConfigError, match="needs a \\[params\\] table"):
+        load_space(write_space(tmp_path, QUICK_SPACE.split("[params]")[0]))
+
+
+# -- studies ----------------------------------------------------------------------------------
+
+
+def test_bad_learning_rates_are_pruned_or_diverged_and_the_study_finishes(tmp_path, mnist_dir):
+    store = RunStore(f"sqlite:///{tmp_path}/store.db")
+    space = load_space(write_space(tmp_path))
+    study = optuna.create_study(study_name="quick", storage=store.storage, direction="maximize")
+    # a fixed order: a good lr first, so the median pruner has something to compare with
+    for lr in (0.05, 0.00001, 100.0):
+        study.enqueue_trial({"lr": lr})
+    outcome = run_tune(
+        store,
+        space,
+        3,
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0),
+        data_dir=mnist_dir,
+        runs_root=tmp_path / "runs",
+        log=None,
+    )
+    trials = {t.params["lr"]: t for t in store.study("quick", create=False).trials}
+    good, slow, huge = trials[0.05], trials[0.00001], trials[100.0]
+    assert good.state == optuna.trial.TrialState.COMPLETE and good.value > 50
+    # lr 1e-5 learns nothing: below the median after epoch 1, stopped there
+    assert slow.state == optuna.trial.TrialState.PRUNED
+    assert slow.user_attrs["summary"]["epochs_run"] == 1
+    assert slow.user_attrs["state"] == "pruned"
+    # lr 100 blows up: recorded as diverged, the study went on
+    assert huge.state == optuna.trial.TrialState.FAIL
+    assert huge.user_attrs["state"] == "diverged"
+    assert (outcome.finished, outcome.pruned, outcome.diverged) == (1, 1, 1)
+    assert outcome.epochs_saved == 2 and outcome.best.number == good.number
+    # every trial kept its record; the objective is val accuracy, never test
+    assert good.value == good.user_attrs["summary"]["val_acc"]
+
+
+def test_tune_command_resumes_to_the_total_and_shows_test_beside_val(tmp_path, capsys, mnist_dir):
+    path = write_space(tmp_path, QUICK_SPACE.replace("0.00001, 100.0", "0.1"))
+    argv = [
+        "tune",
+        "--space",
+        str(path),
+        "--trials",
+        "2",
+        "--max-epochs",
+        "1",
+        "--pruner",
+        "hyperband",
+        "--store",
+        f"sqlite:///{tmp_path}/store.db",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--data-dir",
+        str(mnist_dir),
+    ]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "study quick: 2 finished, 0 pruned" in out
+    assert "(chosen on val): val_acc" in out and "test_acc" in out
+    # the study holds 2 trials: asking for 2 again runs nothing, asking for 3 runs one more
+    assert main(argv) == 0
+    assert "trial 2" not in capsys.readouterr().out
+    argv[argv.index("--trials") + 1] = "3"
+    assert main(argv) == 0
+    assert "trial 2: finished" in capsys.readouterr().out
+    # trials are readable like grid runs, each with its own run directory
+    capsys.readouterr()
+    store = f"sqlite:///{tmp_path}/store.db"
+    assert main(["results", "--store", store, "--suite", "quick", "--json"]) == 0
+    runs = json.loads(capsys.readouterr().out)
+    assert len(runs) == 3 and {r["state"] for r in runs} == {"finished"}
+    assert len({r["run_dir"] for r in runs}) == 3
+    assert all((Path(r["run_dir"]) / "best.pt").is_file() for r in runs)
+    # joining the study with other settings would mix two problems: refused
+    argv[argv.index("--max-epochs") + 1] = "2"
+    assert main(argv) == 2
+    assert "created with other settings: epochs 1 (asked 2)" in capsys.readouterr().err
