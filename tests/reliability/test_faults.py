@@ -224,3 +224,54 @@ def test_interrupted_train_leaves_no_partial_files(tmp_path):
     assert process.returncode == 130 and "interrupted" in err
     assert not list(out.glob(".*.tmp"))
     assert list(csv.DictReader((out / "epochs.csv").open()))
+
+
+class _Exploit:
+    """Unpickling this with weights_only=False would run a shell command."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_malicious_and_truncated_checkpoints_are_refused(tmp_path, reliability):
+    import torch
+
+    from mnistlab.errors import MnistlabError
+    from mnistlab.inference.checkpoint import load_checkpoint
+    from mnistlab.pretrained import __file__ as pretrained_init
+
+    good = Path(pretrained_init).with_name("default.pt").read_bytes()
+    marker = tmp_path / "pwned"
+    cases = {
+        "malicious pickle": None,
+        "truncated": good[: len(good) // 2],
+        "bit-flipped": bytes(b ^ (0x40 if i == len(good) // 3 else 0) for i, b in enumerate(good)),
+        "empty": b"",
+        "not a checkpoint": b"hello world\n",
+    }
+    malicious = tmp_path / "malicious.pt"
+    torch.save({"format": "mnistlab-checkpoint-1", "config": _Exploit(marker)}, malicious)
+    survived = 0
+    for name, payload in cases.items():
+        path = malicious if payload is None else tmp_path / f"{name.replace(' ', '_')}.pt"
+        if payload is not None:
+            path.write_bytes(payload)
+        try:
+            load_checkpoint(path)
+            refused = name == "bit-flipped"  # a flip inside tensor data can still load cleanly
+        except MnistlabError as error:
+            refused = "\n" not in str(error)
+        survived += refused and not marker.exists()
+    reliability(
+        "malicious / truncated / corrupted checkpoints",
+        len(cases),
+        survived,
+        "nothing; no code executed" if not marker.exists() else "CODE EXECUTED",
+    )
+    assert not marker.exists()
+    assert survived == len(cases)
