@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -185,19 +186,36 @@ def test_republish_replaces_files_and_keeps_unrelated_ones(tmp_path):
     assert paths[:2] == [out / "REPORT.md", out / "index.html"]
 
 
-def _record(state: str, accs: list[float], planned: int, **summary) -> RunRecord:
+def _record(
+    state: str, accs: list[float], planned: int, name: str = "x", aliases=(), **summary
+) -> RunRecord:
     epochs = [{"epoch": i + 1, "val_acc": a, "seconds": 1.0} for i, a in enumerate(accs)]
     return RunRecord(
         number=0,
-        name="x",
+        name=name,
         seed=0,
-        cell_id="c",
+        cell_id=name,
         state=state,
         config={"epochs": planned, "model": "tiny"},
-        summary={"val_acc": max(accs, default=None), **summary},
+        summary={"val_acc": max(accs, default=None), "val_loss": 0.1, **summary},
         epochs=epochs,
         run_dir="",
+        aliases=tuple(aliases),
     )
+
+
+def test_identical_config_under_two_names_is_listed_but_ranked_once():
+    from mnistlab.reports.tables import group_configs, ranked, results_table, topk_table
+
+    records = [
+        _record("finished", [99.0], 1, name="B_sgd", aliases=["C_sgd_bs128"], params=10),
+        _record("finished", [98.0], 1, name="C_sgd_bs64", params=10),
+    ]
+    groups = group_configs(records)
+    names = [row[1] for row in results_table(groups).rows]
+    assert names == ["B_sgd", "C_sgd_bs128 (= B_sgd)", "C_sgd_bs64"]
+    assert [g.name for g in ranked(groups)] == ["B_sgd", "C_sgd_bs64"]
+    assert [row[1] for row in topk_table(groups, 5).rows] == ["B_sgd", "C_sgd_bs64"]
 
 
 def test_missing_epochs_consistency_and_time_to_99():
@@ -261,7 +279,10 @@ def test_headless_chromium_renders_tables_and_images(grid, tmp_path):
         "--no-first-run",
         f"--user-data-dir={tmp_path / 'profile'}",
     ]
-    shot = tmp_path / "page.png"
+    # CI keeps the screenshot (MNISTLAB_ARTIFACTS) so a person can look at the rendered page
+    artifacts = Path(os.environ.get("MNISTLAB_ARTIFACTS") or tmp_path)
+    artifacts.mkdir(parents=True, exist_ok=True)
+    shot = artifacts / "report-page.png"
     subprocess.run(
         [*flags, f"--screenshot={shot}", "--window-size=1280,4000", page.as_uri()],
         capture_output=True,

@@ -232,40 +232,36 @@ class RunStore:
         """Queue each (name, config) whose cell is not queued, running or done; return the count."""
         with self.lock():
             fail_stale_trials(study)
-            # cell_id -> [trial_id, name, aliases] of the trial that holds (or will hold) it
-            present: dict[str, list[Any]] = {}
+            # cell_id -> name of the trial that holds (or will hold) that computation
+            present: dict[str, str] = {}
             for trial in study.get_trials(deepcopy=False):
                 if trial.state != TrialState.FAIL or trial.user_attrs.get("state") == "diverged":
                     present.setdefault(
-                        trial.user_attrs.get("cell_id", ""),
-                        [
-                            trial._trial_id,
-                            trial.user_attrs.get("name"),
-                            list(trial.user_attrs.get("aliases", [])),
-                        ],
+                        trial.user_attrs.get("cell_id", ""), trial.user_attrs.get("name", "")
                     )
+            # The same computation under another name (seed 000 repeats B inside C and D) runs
+            # once and is listed under every name. Finished trials are read-only in Optuna, so
+            # the extra names live in the study's attributes: cell_id -> [names].
+            aliases: dict[str, list[str]] = dict(study.user_attrs.get("aliases", {}))
+            changed = False
             new: dict[str, dict[str, Any]] = {}
             for name, config in runs:
                 cell_id = config.config_hash()
                 if cell_id in present:
-                    # the same computation under another name (seed 000 repeats B inside C and
-                    # D): run once, listed under every name
-                    trial_id, first_name, aliases = present[cell_id]
-                    if name != first_name and name not in aliases:
-                        aliases.append(name)
-                        if trial_id is not None:
-                            self.set_attr(trial_id, "aliases", list(aliases))
+                    if name != present[cell_id] and name not in aliases.get(cell_id, []):
+                        aliases[cell_id] = [*aliases.get(cell_id, []), name]
+                        changed = True
                     continue
+                present[cell_id] = name
                 new[cell_id] = {
                     "cell_id": cell_id,
                     "name": name,
                     "seed": config.seed,
                     "config": config.to_dict(),
                     "suite": study.study_name,
-                    "aliases": [],
                 }
-                present[cell_id] = [None, name, new[cell_id]["aliases"]]
-            # enqueued after the loop, once every alias of a new cell is known
+            if changed:
+                retry_locked(lambda: study.set_user_attr("aliases", aliases))
             for attrs in new.values():
                 retry_locked(lambda attrs=attrs: study.enqueue_trial({}, user_attrs=attrs))
             return len(new)
@@ -346,6 +342,7 @@ class RunStore:
 
     # -- reading --
     def records(self, study: optuna.Study) -> list[RunRecord]:
+        aliases: dict[str, list[str]] = study.user_attrs.get("aliases", {})
         records = []
         for trial in study.get_trials(deepcopy=False):
             attrs = trial.user_attrs
@@ -362,7 +359,7 @@ class RunStore:
                     summary=attrs.get("summary", {}),
                     epochs=attrs.get("epochs", []),
                     run_dir=attrs.get("run_dir", ""),
-                    aliases=tuple(attrs.get("aliases", [])),
+                    aliases=tuple(aliases.get(attrs["cell_id"], [])),
                 )
             )
         return records

@@ -31,7 +31,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_type_hints
@@ -272,7 +272,7 @@ def _build_config(
 @dataclass
 class TuneOutcome:
     study: str
-    trials: int  # trials of this study counted toward its total, from every process
+    trials: int  # the study's target total (--trials), all processes together
     finished: int = 0
     pruned: int = 0
     diverged: int = 0
@@ -283,7 +283,6 @@ class TuneOutcome:
     epochs_saved: int = 0  # epochs pruned trials did not run
     seconds_saved: float = 0.0  # those epochs x the pruned trial's own s/epoch
     best: FrozenTrial | None = None
-    lines: list[str] = field(default_factory=list)
 
 
 def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
@@ -346,7 +345,16 @@ def run_tune(
 
     def objective(trial: optuna.Trial) -> float:
         values = {param.name: param.suggest(trial) for param in space.params}
-        config = space.config(values, **dict(overrides)).replace(name=f"{name}-t{trial.number}")
+        label = f"trial {trial.number}"
+        try:
+            config = space.config(values, **dict(overrides))
+        except ConfigError as error:
+            # a combination the bounds check could not foresee: a result, the study goes on
+            trial.set_user_attr("state", "error")
+            trial.set_user_attr("error", str(error))
+            _log(log, f"{label}: invalid config: {error}  {_format_params(values)}")
+            return math.nan
+        config = config.replace(name=f"{name}-t{trial.number}")
         run_dir = runs_root / name / f"t{trial.number:04d}"
         attrs = {
             "cell_id": config.config_hash(),
@@ -360,7 +368,6 @@ def run_tune(
         }
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
-        label = f"trial {trial.number}"
         if tracker is not None:
             tags = {"study": name, "trial": trial.number}
             tracker.start(trial.number, config.name, config.to_dict(), tags, run_dir=run_dir)

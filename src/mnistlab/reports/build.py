@@ -167,6 +167,8 @@ def write_report(
         title = f"mnistlab report: {suite}"
         atomic_write_text(tmp / REPORT_MD, render_markdown(blocks))  # fsynced before the move
         atomic_write_text(tmp / REPORT_HTML, render_html(blocks, title))
+        for page in (REPORT_MD, REPORT_HTML):
+            os.chmod(tmp / page, _file_mode())  # mkstemp makes 0600: a report is for reading
         return _publish(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -221,6 +223,12 @@ def resolve_budget(
 def redact(url: str) -> str:
     """A store URL without its password."""
     return re.sub(r"(//[^/:@]+:)[^@/]+@", r"\1***@", url)
+
+
+def _file_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def _publish(tmp: Path, out: Path) -> list[Path]:

@@ -238,6 +238,8 @@ def pareto_plot(
             textcoords="offset points",
             xytext=(6, 6),
             fontsize=8,
+            # a white box keeps the label readable where it crosses a line
+            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.85},
         )
     ax.axvline(budget, color="#b00020", ls="--", lw=1.2, label=f"budget: < {budget:,} params")
     ax.axhline(error(target), color="#2e7d32", ls=":", lw=1.5, label=f"target: {target:g}%")
