@@ -196,6 +196,7 @@ def test_two_workers_split_a_grid_without_duplicates(tmp_path, capsys):
     assert len({r["name"] for r in runs}) == 4
 
 
+@pytest.mark.slow  # the default run covers this in tests/reliability (faster suite)
 def test_two_grid_processes_on_one_sqlite_store_run_each_config_once(tmp_path, capsys):
     suite = write_suite(tmp_path)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -211,6 +212,7 @@ def test_two_grid_processes_on_one_sqlite_store_run_each_config_once(tmp_path, c
     assert sorted(finished) == sorted(set(finished)) and len(finished) == 8
 
 
+@pytest.mark.slow  # the default run covers this in tests/reliability (faster suite)
 def test_sigkill_mid_grid_then_resume_finishes_each_run_once(tmp_path, capsys):
     suite = write_suite(tmp_path)
     command = [sys.executable, "-m", "mnistlab.cli", *grid_argv(suite, tmp_path, "--seeds", "2")]

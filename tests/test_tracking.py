@@ -12,10 +12,12 @@ from mnistlab.cli import main
 from mnistlab.experiments.store import RunStore
 from mnistlab.experiments.tracking import INSTALL_HINT, flatten
 
+# half-width tiny (4,130 params) keeps each run's one-off 10k test evaluation cheap
 SUITE = """
 name = "quick"
 [base]
 model = "tiny"
+width = 0.5
 epochs = 2
 batch_size = 64
 train_subset = 300
@@ -35,6 +37,7 @@ SPACE = """
 name = "search"
 [base]
 model = "tiny"
+width = 0.5
 epochs = 1
 train_subset = 300
 val_size = 500
@@ -67,8 +70,8 @@ def test_grid_train_and_tune_are_mirrored_into_mlflow(tmp_path, monkeypatch, cap
     assert main(["grid", "quick.toml", "--no-progress", *common]) == 0
     assert main(["tune", "--space", "search.toml", "--trials", "1", *common]) == 0
     train = ["train", "--epochs", "1", "--train-subset", "300", "--val-size", "500"]
-    train += ["--device", "cpu", "--out", "solo", "--name", "solo", "--no-progress"]
-    assert main([*train, "--data-dir", str(mnist_dir), "--track", "mlflow"]) == 0
+    train += ["--width", "0.5", "--device", "cpu", "--out", "solo", "--name", "solo"]
+    assert main([*train, "--no-progress", "--data-dir", str(mnist_dir), "--track", "mlflow"]) == 0
     capsys.readouterr()
 
     client = MlflowClient(tracking_uri="sqlite:///mlflow.db")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import optuna
@@ -155,13 +156,14 @@ def test_bad_learning_rates_are_pruned_or_diverged_and_the_study_finishes(tmp_pa
 
 
 def test_tune_command_resumes_to_the_total_and_shows_test_beside_val(tmp_path, capsys, mnist_dir):
-    path = write_space(tmp_path, QUICK_SPACE.replace("0.00001, 100.0", "0.1"))
+    text = QUICK_SPACE.replace("0.00001, 100.0", "0.1").replace('"tiny"', '"tiny"\nwidth = 0.5')
+    path = write_space(tmp_path, text)
     argv = [
         "tune",
         "--space",
         str(path),
         "--trials",
-        "2",
+        "1",
         "--max-epochs",
         "1",
         "--pruner",
@@ -175,23 +177,50 @@ def test_tune_command_resumes_to_the_total_and_shows_test_beside_val(tmp_path, c
     ]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "study quick: 2 finished, 0 pruned" in out
+    assert "study quick: 1 finished, 0 pruned" in out
     assert "(chosen on val): val_acc" in out and "test_acc" in out
-    # the study holds 2 trials: asking for 2 again runs nothing, asking for 3 runs one more
+    # the study holds 1 trial: asking for 1 again runs nothing, asking for 2 runs one more
     assert main(argv) == 0
-    assert "trial 2" not in capsys.readouterr().out
-    argv[argv.index("--trials") + 1] = "3"
+    assert "trial 1" not in capsys.readouterr().out
+    argv[argv.index("--trials") + 1] = "2"
     assert main(argv) == 0
-    assert "trial 2: finished" in capsys.readouterr().out
+    assert "trial 1: finished" in capsys.readouterr().out
     # trials are readable like grid runs, each with its own run directory
     capsys.readouterr()
     store = f"sqlite:///{tmp_path}/store.db"
     assert main(["results", "--store", store, "--suite", "quick", "--json"]) == 0
     runs = json.loads(capsys.readouterr().out)
-    assert len(runs) == 3 and {r["state"] for r in runs} == {"finished"}
-    assert len({r["run_dir"] for r in runs}) == 3
+    assert len(runs) == 2 and {r["state"] for r in runs} == {"finished"}
+    assert len({r["run_dir"] for r in runs}) == 2
     assert all((Path(r["run_dir"]) / "best.pt").is_file() for r in runs)
     # joining the study with other settings would mix two problems: refused
     argv[argv.index("--max-epochs") + 1] = "2"
     assert main(argv) == 2
     assert "created with other settings: epochs 1 (asked 2)" in capsys.readouterr().err
+
+
+def test_a_dead_processes_trial_is_retried_at_the_same_point(tmp_path, monkeypatch, mnist_dir):
+    import mnistlab.experiments.store as store_module
+
+    # a short heartbeat grace, so the "dead" trial below is stale within a second
+    monkeypatch.setattr(store_module, "HEARTBEAT_SECONDS", 1)
+    monkeypatch.setattr(store_module, "GRACE_SECONDS", 1)
+    text = QUICK_SPACE.replace('"tiny"', '"tiny"\nwidth = 0.5').replace("epochs = 3", "epochs = 1")
+    text = text.replace("{ choices = [0.05, 0.00001, 100.0] }", "{ low = 0.01, high = 0.1 }")
+    space = load_space(write_space(tmp_path, text))
+    store = RunStore(f"sqlite:///{tmp_path}/store.db")
+    kwargs = {"data_dir": mnist_dir, "runs_root": tmp_path / "runs", "log": None}
+    run_tune(store, space, 1, **kwargs)
+    # a process that asked for a trial and was killed: RUNNING, its heartbeat going stale
+    study = store.study("quick", create=False)
+    dead = study.ask({"lr": optuna.distributions.FloatDistribution(0.01, 0.1)})
+    dead.set_user_attr("state", "running")
+    store.heartbeat(dead._trial_id)
+    time.sleep(1.5)
+    outcome = run_tune(store, space, 2, **kwargs)
+    trials = store.study("quick", create=False).trials
+    assert trials[dead.number].state == optuna.trial.TrialState.FAIL
+    retry = [t for t in trials if t.user_attrs.get("retry_of") == dead.number]
+    assert len(retry) == 1 and retry[0].params == dead.params
+    assert retry[0].state == optuna.trial.TrialState.COMPLETE
+    assert outcome.finished == 2  # the dead trial does not count toward the total

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -181,12 +180,3 @@ def test_sigkill_during_atomic_writes_never_tears_a_file(tmp_path, reliability):
         "nothing" if survived == trials else "a torn file was visible",
     )
     assert survived == trials
-
-
-def test_grid_store_holds_full_config_and_epochs(tmp_path):
-    (tmp_path / "suite.toml").write_text(SUITE.replace("epochs = 2", "epochs = 1"))
-    subprocess.run(grid_command(tmp_path), check=True, capture_output=True, timeout=600)
-    run = finished_runs(tmp_path)[0]
-    assert run.config["model"] == "tiny" and len(run.epochs) == 1
-    on_disk = json.loads((Path(run.run_dir) / "summary.json").read_text())
-    assert on_disk == run.summary
