@@ -12,7 +12,8 @@ def test_bench_json_reports_both_pipelines(capsys, mnist_dir):
     assert code == 0
     assert result["reference_img_per_s"] > 0 and result["mnistlab_img_per_s"] > 0
     assert result["speedup"] == pytest.approx(
-        result["mnistlab_img_per_s"] / result["reference_img_per_s"], rel=0.01)
+        result["mnistlab_img_per_s"] / result["reference_img_per_s"], rel=0.01
+    )
 
 
 def test_bench_rejects_bad_seconds(capsys):

@@ -140,3 +140,10 @@ def test_ema_swa_tta_run(small_splits):
     config = TrainConfig(**{**QUICK, "swa_start": 1})
     summary = train_run(config, small_splits, None, progress=False, log=None).summary
     assert summary["selected"] in ("epoch", "swa") and summary["test_acc"] > 20
+
+
+@pytest.mark.parametrize("steps_per_epoch", [1, 2, 3, 5])
+def test_onecycle_survives_very_few_steps(steps_per_epoch):
+    config = TrainConfig(scheduler="onecycle", lr=0.1, epochs=2, pct_start=0.25)
+    lrs = lrs_per_epoch(config, steps_per_epoch=steps_per_epoch)
+    assert all(0 < lr <= 0.1 for lr in lrs)

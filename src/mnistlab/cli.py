@@ -237,7 +237,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     # train_run itself, mirrored into MLflow when --track mlflow is given
     result = train_tracked(
-        args.track, config, splits, out, progress=not args.no_progress and sys.stderr.isatty()
+        getattr(args, "track", None),
+        config,
+        splits,
+        out,
+        progress=not args.no_progress and sys.stderr.isatty(),
     )
     summary = result.summary
     if summary["state"] == "diverged":
@@ -313,7 +317,7 @@ def _run_and_report(store: Any, suite: str, args: argparse.Namespace, data_dir: 
     from mnistlab.experiments.runner import run_grid
     from mnistlab.experiments.tracking import open_tracker
 
-    tracker = open_tracker(args.track, parent=f"grid {suite}")
+    tracker = open_tracker(getattr(args, "track", None), parent=f"grid {suite}")
     try:
         outcome = run_grid(
             store,
@@ -640,12 +644,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_dict()))
         return 0
-    print(f"model {result.model}, batch {result.batch_size}, {result.threads} threads, "
-          f"torch {torch_version()}")
-    print(f"reference (torchvision DataLoader, 2 workers, RandomRotation(7)): "
-          f"{result.reference_img_per_s:,.0f} img/s")
-    print(f"mnistlab (device-resident uint8, batched rotation): "
-          f"{result.mnistlab_img_per_s:,.0f} img/s")
+    print(
+        f"model {result.model}, batch {result.batch_size}, {result.threads} threads, "
+        f"torch {torch_version()}"
+    )
+    print(
+        f"reference (torchvision DataLoader, 2 workers, RandomRotation(7)): "
+        f"{result.reference_img_per_s:,.0f} img/s"
+    )
+    print(
+        f"mnistlab (device-resident uint8, batched rotation): "
+        f"{result.mnistlab_img_per_s:,.0f} img/s"
+    )
     print(f"speedup={result.speedup:.2f}")
     return 0
 
@@ -898,8 +908,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = commands.add_parser("bench", help="time the seeds' pipeline and mnistlab's side by side")
     sub.add_argument("--model", default="tiny", help="model to train (default: tiny)")
     sub.add_argument("--batch-size", type=int, default=128, help="batch size (default: 128)")
-    sub.add_argument("--seconds", type=float, default=20.0,
-                     help="timed seconds per pipeline, after warm-up (default: 20)")
+    sub.add_argument(
+        "--seconds",
+        type=float,
+        default=20.0,
+        help="timed seconds per pipeline, after warm-up (default: 20)",
+    )
     sub.add_argument("--json", action="store_true", help="print one JSON object")
     sub.add_argument("--data-dir", type=Path, default=None, help="MNIST directory")
     sub.set_defaults(handler=cmd_bench)

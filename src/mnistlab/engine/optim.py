@@ -82,6 +82,18 @@ def _phases(optimizer: torch.optim.Optimizer, c: TrainConfig, _: int) -> object:
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def _onecycle(opt: torch.optim.Optimizer, c: TrainConfig, steps_per_epoch: int) -> object:
+    total = c.epochs * steps_per_epoch
+    if total < 2:
+        return None  # one step cannot warm up and anneal: constant lr
+    # OneCycleLR divides by each phase's length in steps (pct_start * total - 1, and the rest):
+    # keep the warm-up end strictly inside (0, total - 1) however few steps a run has
+    pct_start = min(max(c.pct_start, 1.5 / total), 1.0 - 0.5 / total)
+    return torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=c.lr, epochs=c.epochs, steps_per_epoch=steps_per_epoch, pct_start=pct_start
+    )
+
+
 SCHEDULERS: dict[str, SchedulerFactory] = {
     "none": lambda opt, c, n: None,
     "step": lambda opt, c, n: torch.optim.lr_scheduler.StepLR(opt, c.step_size, c.gamma),
@@ -89,9 +101,7 @@ SCHEDULERS: dict[str, SchedulerFactory] = {
     "multistep": lambda opt, c, n: torch.optim.lr_scheduler.MultiStepLR(
         opt, [m - 1 for m in c.milestones], c.gamma
     ),
-    "onecycle": lambda opt, c, n: torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=c.lr, epochs=c.epochs, steps_per_epoch=n, pct_start=c.pct_start
-    ),
+    "onecycle": _onecycle,
     "plateau": lambda opt, c, n: torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, factor=c.gamma, patience=c.patience
     ),

@@ -216,7 +216,8 @@ def _train(
 
     test_stats: EpochStats | None = None
     tta_val: EpochStats | None = None
-    if best["state"] is not None and state != "diverged":
+    # a pruned run's test accuracy would never be used: do not spend the evaluation
+    if best["state"] is not None and state == "finished":
         final = copy.deepcopy(model)
         final.load_state_dict(best["state"])
         if config.tta_angles:

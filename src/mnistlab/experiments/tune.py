@@ -37,13 +37,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_type_hints
 
 import optuna
+from optuna.storages import fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
 from mnistlab.config import TrainConfig, coerce, read_toml
 from mnistlab.errors import ConfigError, MnistlabError, choices_error
 
 if TYPE_CHECKING:
-    from mnistlab.data import MnistTensors, Splits
+    from mnistlab.data import Splits
     from mnistlab.experiments.store import RunStore
     from mnistlab.experiments.tracking import Tracker
 
@@ -290,7 +291,9 @@ def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
     same epoch, after 5 trials and not in the first fifth of training (OneCycle's warm-up makes
     early epochs noisy); hyperband: successive halving brackets from 1 epoch to `epochs`."""
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=epochs // 5)
+        # Optuna prunes from step n_warmup_steps on; our steps are 1-based epochs, so this
+        # spares epochs 1 .. epochs // 5 (none for runs under 5 epochs)
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=epochs // 5 + 1)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(
             min_resource=1, max_resource=max(epochs, 1), reduction_factor=3
@@ -318,7 +321,6 @@ def run_tune(
     log: Callable[[str], None] | None = print,
 ) -> TuneOutcome:
     """Run trials of `space` until the study holds `trials` of them (from any process)."""
-    from mnistlab.data import load_mnist
     from mnistlab.engine.trainer import StopRun, train_run
 
     if trials <= 0:
@@ -338,8 +340,7 @@ def run_tune(
         pruner = make_pruner(pruner, base.epochs)
     study = _open_study(store, name, space, base, overrides, pruner, sampler)
 
-    data = load_mnist(data_dir, download=False)
-    splits_cache: dict[tuple[int, int, int], Splits] = {}
+    splits_cache: dict[Any, Any] = {}
     outcome = TuneOutcome(study=name, trials=trials)
     started = time.perf_counter()
 
@@ -379,7 +380,7 @@ def run_tune(
             if trial.should_prune():
                 raise StopRun
 
-        splits = _splits(data, config, splits_cache)
+        splits = _splits(data_dir, config, splits_cache)
         outcome.ran_here += 1
         try:
             result = train_run(config, splits, run_dir, progress=False, on_epoch=on_epoch, log=None)
@@ -404,6 +405,8 @@ def run_tune(
             raise optuna.TrialPruned(f"at epoch {summary['epochs_run']}")
         return float(summary["val_acc"])
 
+    # a dead process's RUNNING trial counts until failed (and its point re-queued) here
+    fail_stale_trials(study)
     remaining = trials - _counted(study)
     if remaining > 0:
         _log(
@@ -483,15 +486,17 @@ def _open_study(
     return study
 
 
-def _splits(
-    data: MnistTensors, config: TrainConfig, cache: dict[tuple[int, int, int], Splits]
-) -> Splits:
-    from mnistlab.data import split_mnist
+def _splits(data_dir: Path | None, config: TrainConfig, cache: dict[Any, Any]) -> Splits:
+    """The config's splits; MNIST is loaded on the first trial this process runs, not before
+    (a call that finds the study complete loads nothing)."""
+    from mnistlab.data import load_mnist, split_mnist
 
+    if "data" not in cache:
+        cache["data"] = load_mnist(data_dir, download=False)
     key = (config.val_size, config.split_seed, config.train_subset)
     if key not in cache:
         cache[key] = split_mnist(
-            data,
+            cache["data"],
             val_size=config.val_size,
             seed=config.split_seed,
             train_subset=config.train_subset or None,
@@ -523,6 +528,7 @@ class _StopAtTotal:
         self.total = total
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        fail_stale_trials(study)
         if _counted(study) >= self.total:
             study.stop()
 
