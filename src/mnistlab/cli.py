@@ -219,7 +219,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mnistlab.models import count_params
 
     config = config_from_args(args)
-    build_model(config)  # fail on a bad model name/option before touching data
+    # built once before touching data: a bad model name/option fails fast
+    params = count_params(build_model(config))
     out = Path(args.out) if args.out else default_out_dir(config.name)
     check_out_dir(out)
     data = load_mnist(args.data_dir, download=not args.no_download)
@@ -229,7 +230,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=config.split_seed,
         train_subset=config.train_subset or None,
     )
-    params = count_params(build_model(config))
     print(
         f"{config.name}: model {config.model} ({params:,} params), "
         f"train {splits.train_images.shape[0]:,} / val {splits.val_images.shape[0]:,} / "
