@@ -59,6 +59,13 @@ def check_width(width: float) -> float:
     return float(width)
 
 
+def check_common_options(activation: str, dropout_p: float, width: float) -> None:
+    """The options every family shares, checked at construction with one-line errors."""
+    check_activation(activation)
+    check_dropout(dropout_p)
+    check_width(width)
+
+
 def scale_channels(channels: int, width: float) -> int:
     """Channels after the width multiplier: round(c * width), never below 1.
 

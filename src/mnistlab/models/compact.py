@@ -26,9 +26,7 @@ from mnistlab.models.blocks import (
     IN_CHANNELS,
     ConvNormAct,
     GapLinearHead,
-    check_activation,
-    check_dropout,
-    check_width,
+    check_common_options,
     make_dropout,
     scale_channels,
 )
@@ -48,9 +46,7 @@ class CompactMNISTNet(nn.Module):
         width: float = 1.0,
     ) -> None:
         super().__init__()
-        check_activation(activation)
-        check_dropout(dropout_p)
-        check_width(width)
+        check_common_options(activation, dropout_p, width)
         if convs_per_block < 1:
             raise ValueError("convs_per_block must be >= 1")
         layers: list[nn.Module] = []

@@ -33,9 +33,7 @@ from mnistlab.models.blocks import (
     ConvNormAct,
     GapLinearHead,
     SeparableConvNormAct,
-    check_activation,
-    check_dropout,
-    check_width,
+    check_common_options,
     make_dropout,
     scale_channels,
 )
@@ -85,9 +83,7 @@ class PlaygroundNet(nn.Module):
         width: float = 1.0,
     ) -> None:
         super().__init__()
-        check_activation(activation)
-        check_dropout(dropout_p)
-        check_width(width)
+        check_common_options(activation, dropout_p, width)
         layers: list[nn.Module] = []
         in_ch = IN_CHANNELS
         for item in spec:
@@ -129,9 +125,7 @@ class SeparableNet(nn.Module):
         width: float = 1.0,
     ) -> None:
         super().__init__()
-        check_activation(activation)
-        check_dropout(dropout_p)
-        check_width(width)
+        check_common_options(activation, dropout_p, width)
         c = [scale_channels(n, width) for n in (12, 20, 28, 32)]
 
         def ds(cin: int, cout: int) -> SeparableConvNormAct:

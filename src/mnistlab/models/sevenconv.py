@@ -16,9 +16,7 @@ from mnistlab.models.blocks import (
     IN_CHANNELS,
     ConvNormAct,
     GapLinearHead,
-    check_activation,
-    check_dropout,
-    check_width,
+    check_common_options,
     scale_channels,
 )
 from mnistlab.models.registry import register_model
@@ -40,9 +38,7 @@ class SevenConvNet(nn.Module):
         width: float = 1.0,
     ) -> None:
         super().__init__()
-        check_activation(activation)
-        check_dropout(dropout_p)
-        check_width(width)
+        check_common_options(activation, dropout_p, width)
         layers: list[nn.Module] = []
         in_ch = IN_CHANNELS
         for item in _LAYOUT:

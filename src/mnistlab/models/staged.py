@@ -35,9 +35,7 @@ from mnistlab.models.blocks import (
     IN_CHANNELS,
     ConvNormAct,
     GapLinearHead,
-    check_activation,
-    check_dropout,
-    check_width,
+    check_common_options,
     scale_channels,
 )
 from mnistlab.models.registry import register_model
@@ -73,9 +71,7 @@ class StagedCNN(nn.Module):
         width: float = 1.0,
     ) -> None:
         super().__init__()
-        check_activation(activation)
-        check_dropout(dropout_p)
-        check_width(width)
+        check_common_options(activation, dropout_p, width)
         if len(stages) != 3:
             raise ValueError("StagedCNN needs exactly three stages")
         scaled: list[StageWidths] = [

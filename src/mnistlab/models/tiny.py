@@ -22,9 +22,7 @@ from mnistlab.models.blocks import (
     IN_CHANNELS,
     NUM_CLASSES,
     ConvNormAct,
-    check_activation,
-    check_dropout,
-    check_width,
+    check_common_options,
     scale_channels,
 )
 from mnistlab.models.registry import register_model
@@ -43,9 +41,7 @@ class TinyMNISTNet(nn.Module):
         width: float = 1.0,
     ) -> None:
         super().__init__()
-        check_activation(activation)
-        check_dropout(dropout_p)
-        check_width(width)
+        check_common_options(activation, dropout_p, width)
         layers: list[nn.Module] = []
         in_ch = IN_CHANNELS
         for i, stage in enumerate(_STAGES):
