@@ -216,7 +216,8 @@ def test_a_dead_processes_trial_is_retried_at_the_same_point(tmp_path, monkeypat
     dead = study.ask({"lr": optuna.distributions.FloatDistribution(0.01, 0.1)})
     dead.set_user_attr("state", "running")
     store.heartbeat(dead._trial_id)
-    time.sleep(1.5)
+    # > grace + 1 s: SQLite's now() has whole seconds, so the stale check may see 1 s less
+    time.sleep(2.5)
     outcome = run_tune(store, space, 2, **kwargs)
     trials = store.study("quick", create=False).trials
     assert trials[dead.number].state == optuna.trial.TrialState.FAIL

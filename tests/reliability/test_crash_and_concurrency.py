@@ -81,7 +81,9 @@ def kill_and_resume(tmp_path: Path, workers: int, kills: int, rng: random.Random
         process.wait()
         for run in finished_runs(tmp_path):
             snapshots.setdefault((run.name, run.seed, run.number), run.summary)
-        time.sleep(3.5)  # > grace: the killed run's heartbeat is now stale
+        # > grace + 1 s: SQLite's clock (CURRENT_TIMESTAMP) has whole seconds, so the stale check
+        # can see up to a second less than really passed
+        time.sleep(4.5)
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     return snapshots
