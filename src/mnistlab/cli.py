@@ -19,6 +19,7 @@ from mnistlab import __version__
 from mnistlab.config import FIELD_HELP, TrainConfig, coerce
 from mnistlab.errors import ConfigError, MnistlabError
 from mnistlab.experiments import DEFAULT_STORE
+from mnistlab.recipes import RECIPES, recipe_values
 
 Handler = Callable[[argparse.Namespace], int]
 USER_OS_ERRORS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
@@ -92,6 +93,66 @@ def cmd_models(args: argparse.Namespace) -> int:
     for info in infos:
         table.add_row(info.name, f"{info.params:,}", info.seed, info.description)
     _console().print(table)
+    return 0
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from mnistlab.models import fit_to_budget
+    from mnistlab.models.registry import create_model
+    from mnistlab.reports.modelcard import format_macs, format_rf, format_shape, model_card
+
+    _check_count("--max-params", args.max_params)
+    options = dict(args.model_options or [])
+    fit = fit_to_budget(args.model, args.max_params, **options)
+    card = model_card(create_model(args.model, **fit.options))
+    if args.json:
+        rows = [
+            {
+                "layer": row.name,
+                "type": row.kind,
+                "output": list(row.output_shape),
+                "params": row.params,
+                "receptive_field": None
+                if row.receptive_field == float("inf")
+                else row.receptive_field,
+                "macs": row.macs,
+            }
+            for row in card.rows
+        ]
+        record = {
+            "model": fit.name,
+            "max_params": args.max_params,
+            "width": fit.width,
+            "params": fit.params,
+            "macs": card.macs,
+            "options": fit.options,
+            "layers": rows,
+        }
+        print(json.dumps(record, indent=2))
+        return 0
+    from rich.table import Table
+
+    table = Table(
+        title=f"{fit.name} at width {fit.width:g}: {fit.params:,} params "
+        f"(< {args.max_params:,}), {format_macs(card.macs)} MACs per image"
+    )
+    for column in ("#", "layer", "type", "output", "params", "receptive field", "MACs"):
+        table.add_column(column, justify="left" if column in ("layer", "type") else "right")
+    for index, row in enumerate(card.rows, start=1):
+        table.add_row(
+            str(index),
+            row.name,
+            row.kind,
+            format_shape(row.output_shape),
+            f"{row.params:,}",
+            format_rf(row.receptive_field),
+            format_macs(row.macs),
+        )
+    _console().print(table)
+    print(
+        f"use it: mnistlab train --model {fit.name} --max-params {args.max_params} "
+        f"(or --width {fit.width:g})"
+    )
     return 0
 
 
@@ -173,8 +234,10 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """Defaults, then the --config file, then the flags given on the command line."""
+    """Defaults, then --recipe, then the --config file, then the flags given."""
     values: dict[str, Any] = {}
+    if getattr(args, "recipe", None) is not None:
+        values.update(recipe_values(args.recipe))
     if args.config is not None:
         values.update(TrainConfig.from_toml(args.config).to_dict())
     field_set = {spec.name for spec in fields(TrainConfig)}
@@ -290,15 +353,16 @@ def cmd_grid(args: argparse.Namespace) -> int:
     from mnistlab.experiments.store import RunStore
     from mnistlab.experiments.suites import load_suite
 
-    _check_count("--seeds", args.seeds)
     _check_count("--workers", args.workers)
     suite = load_suite(args.suite).with_overrides(**_grid_overrides(args))
+    seeds = suite.seeds if args.seeds is None else args.seeds
+    _check_count("--seeds", seeds)
     data_dir = ensure_mnist(args.data_dir, download=not args.no_download, log=print)
     store = RunStore(args.store)
-    added = enqueue_suite(store, suite, args.seeds)
-    total = len(suite.cells) * args.seeds
+    added = enqueue_suite(store, suite, seeds)
+    total = len(suite.cells) * seeds
     print(
-        f"suite {suite.name}: {total} runs ({len(suite.cells)} configs x {args.seeds} seeds), "
+        f"suite {suite.name}: {total} runs ({len(suite.cells)} configs x {seeds} seeds), "
         f"{added} newly queued, store {args.store}, {args.workers} worker(s)"
     )
     return _run_and_report(store, suite.name, args, data_dir)
@@ -517,6 +581,47 @@ def _load_for_inference(args: argparse.Namespace) -> tuple[Any, Any, str]:
     return model, config, label
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from mnistlab.data import load_mnist, split_mnist
+    from mnistlab.engine.loop import evaluate
+
+    model, config, label = _load_for_inference(args)
+    data = load_mnist(args.data_dir, download=not args.no_download)
+    # the same seeded split the model was trained with: its val figure is reproducible too
+    splits = split_mnist(data, val_size=config.val_size, seed=config.split_seed)
+    figures: dict[str, Any] = {"source": label}
+    for part, images, labels in (
+        ("val", splits.val_images, splits.val_labels),
+        ("test", splits.test_images, splits.test_labels),
+    ):
+        stats = evaluate(
+            model, images, labels, batch_size=config.eval_batch_size, tta_angles=config.tta_angles
+        )
+        figures[f"{part}_acc"] = round(stats.acc, 4)
+        figures[f"{part}_size"] = int(labels.shape[0])
+    recorded: dict[str, Any] = {}
+    if args.checkpoint is None:
+        from mnistlab import pretrained
+
+        recorded = pretrained.info(args.pretrained or "default")
+    if args.json:
+        figures["recorded_test_acc"] = recorded.get("test_acc")
+        print(json.dumps(figures, indent=2))
+        return 0
+    print(label)
+    print(
+        f"val_acc {figures['val_acc']:.2f}% on {figures['val_size']:,} held-out train images "
+        f"(split seed {config.split_seed})"
+    )
+    line = f"test_acc {figures['test_acc']:.2f}% on the official {figures['test_size']:,} test set"
+    if "test_acc" in recorded:
+        same = round(figures["test_acc"], 2) == round(float(recorded["test_acc"]), 2)
+        verdict = "same" if same else "DIFFERENT"
+        line += f" (recorded when shipped: {recorded['test_acc']:.2f}%: {verdict})"
+    print(line)
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -701,11 +806,36 @@ def build_parser() -> argparse.ArgumentParser:
     sub.set_defaults(handler=cmd_models)
 
     sub = commands.add_parser(
+        "fit",
+        help="scale a model's width to the largest model under a parameter budget",
+        description="Find the widest MODEL (one width multiplier, on a 0.01 grid) with fewer "
+        "than N params and print its per-layer table. `train --max-params N` does the same "
+        "at training time.",
+    )
+    sub.add_argument("--model", required=True, help="registered model name (see `mnistlab models`)")
+    sub.add_argument("--max-params", type=int, required=True, help="the budget: params < N")
+    sub.add_argument(
+        "--model-opt",
+        dest="model_options",
+        action="append",
+        type=_parse_option,
+        metavar="KEY=VALUE",
+        help="model option kept while fitting, e.g. use_bn=false (repeatable)",
+    )
+    sub.add_argument("--json", action="store_true", help="print one JSON document")
+    sub.set_defaults(handler=cmd_fit)
+
+    sub = commands.add_parser(
         "train",
         help="train one model (the default config is a good recipe for `tiny`)",
-        description="Train one model. Values come from the defaults, then --config, then flags. "
+        description="Train one model. Values come from the defaults, then --recipe, then "
+        "--config, then flags. "
         "The best epoch is chosen on the validation split; the test set is "
         "evaluated once, on those weights.",
+    )
+    sub.add_argument(
+        "--recipe",
+        help=f"start from a named recipe: {', '.join(RECIPES)} (budgets 20k/8k/5k params)",
     )
     sub.add_argument("--config", type=Path, help="TOML file with run configuration keys")
     sub.add_argument("--out", help="run directory (default: runs/NAME, never overwritten)")
@@ -747,7 +877,9 @@ def build_parser() -> argparse.ArgumentParser:
         "then train them. Re-running resumes; nothing stored is overwritten.",
     )
     sub.add_argument("suite", help="built-in suite name (see `mnistlab suites`) or PATH.toml")
-    sub.add_argument("--seeds", type=int, default=1, help="seeds per config (default: 1)")
+    sub.add_argument(
+        "--seeds", type=int, help="seeds per config, 0..N-1 (default: the suite's, else 1)"
+    )
     sub.add_argument("--epochs", type=int, help="override every config's epochs")
     sub.add_argument("--train-subset", type=int, help="override: train on the first N images")
     sub.add_argument("--val-size", type=int, help="override the validation size")
@@ -859,6 +991,18 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"a model shipped with mnistlab: {', '.join(pretrained.available())}"
             + (f" (default: {default})" if default else ""),
         )
+
+    sub = commands.add_parser(
+        "eval",
+        help="recompute a trained model's val and test accuracy from the raw MNIST files",
+        description="Evaluate a shipped model (--pretrained) or a checkpoint on its validation "
+        "split (same split seed as in training) and on the official 10k test set, and compare "
+        "with the figure recorded when it was shipped.",
+    )
+    model_flags(sub, "default")
+    data_flags(sub)
+    sub.add_argument("--json", action="store_true", help="print one JSON document")
+    sub.set_defaults(handler=cmd_eval)
 
     sub = commands.add_parser(
         "predict",

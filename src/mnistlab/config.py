@@ -71,6 +71,9 @@ class TrainConfig:
     val_size: int = 10_000
     train_subset: int = 0  # 0 = the whole train split
     device: str = "auto"
+    # also measure the test set after every epoch, for the report's "last 3 epochs" check only:
+    # nothing is ever selected on it (the trainer picks the epoch on val)
+    monitor_test: bool = False
 
     def __post_init__(self) -> None:
         validate(self)
@@ -101,7 +104,7 @@ class TrainConfig:
     def config_hash(self) -> str:
         """Stable id of what this config computes (name/desc/device change no number: excluded)."""
         data = self.to_dict()
-        for key in ("name", "desc", "device"):
+        for key in ("name", "desc", "device", "monitor_test"):
             data.pop(key)
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -276,6 +279,7 @@ FIELD_HELP: dict[str, str] = {
     "no_aug_last": "train the last N epochs without augmentation",
     "ema_decay": "evaluate an exponential moving average of the weights (0 = off)",
     "swa_start": "average weights from this epoch on, BN re-estimated (0 = off)",
+    "monitor_test": "also record test accuracy after every epoch (reported, never selected on)",
     "tta_angles": "test-time augmentation: comma-separated extra rotation angles",
     "seed": "seed of model init, batch order, augmentation and dropout",
     "split_seed": "seed of the train/val split of the official 60k training images",

@@ -30,7 +30,9 @@ from mnistlab.engine.loop import EpochStats, evaluate, train_one_epoch
 from mnistlab.engine.optim import Schedule, create_optimizer
 from mnistlab.fsutil import atomic_torch_save, atomic_write_text
 
-EPOCH_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
+EPOCH_FIELDS = (
+    "epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "test_acc",
+)  # fmt: skip
 CHECKPOINT_FORMAT = "mnistlab-checkpoint-1"
 DIVERGED_LOSS = 100.0
 
@@ -44,6 +46,8 @@ class EpochRecord:
     val_loss: float
     val_acc: float
     seconds: float
+    # only with config.monitor_test: measured for the report, never used to choose anything
+    test_acc: float | None = None
 
     def as_row(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in EPOCH_FIELDS}
@@ -165,6 +169,16 @@ def _train(
                 )
                 break
             schedule.after_epoch(val_stats.loss)
+            monitored = (
+                evaluate(
+                    eval_model,
+                    splits.test_images,
+                    splits.test_labels,
+                    batch_size=config.eval_batch_size,
+                ).acc
+                if config.monitor_test
+                else None
+            )
             record = EpochRecord(
                 epoch,
                 lr,
@@ -173,6 +187,7 @@ def _train(
                 val_stats.loss,
                 val_stats.acc,
                 time.perf_counter() - epoch_started,
+                monitored,
             )
             records.append(record)
             if out_dir is not None:
@@ -309,6 +324,7 @@ def _epoch_line(record: EpochRecord, epochs: int) -> str:
         f"epoch {record.epoch:>{width}}/{epochs}  lr {record.lr:.5f}  "
         f"train {record.train_loss:.4f} {record.train_acc:6.2f}%  "
         f"val {record.val_loss:.4f} {record.val_acc:6.2f}%  {record.seconds:5.1f}s"
+        + (f"  (test {record.test_acc:.2f}%, monitor only)" if record.test_acc is not None else "")
     )
 
 

@@ -11,6 +11,10 @@
     axes = { batch_size = [32, 64, 128] }
     axis_labels = { batch_size = "bs" }
 
+`recipe = "r8k"` (in base, set or a variant) starts that config from a named recipe
+(`mnistlab.recipes`); keys written beside it override the recipe's. A top-level `seeds = 5`
+is the number of seeds `grid` runs when `--seeds` is not given.
+
 A group expands to variants x axes; each run is named `group_variant_bs64`. A group with no
 variants is one variant; a group with no axes is one point.
 """
@@ -27,8 +31,9 @@ from typing import Any
 from mnistlab.config import TrainConfig, coerce, read_toml
 from mnistlab.engine.build import build_model
 from mnistlab.errors import ConfigError, choices_error
+from mnistlab.recipes import recipe_values
 
-SUITE_KEYS = ("name", "description", "base", "groups")
+SUITE_KEYS = ("name", "description", "seeds", "base", "groups")
 GROUP_KEYS = ("name", "description", "set", "variants", "axes", "axis_labels")
 
 
@@ -47,13 +52,14 @@ class Suite:
     cells: tuple[Cell, ...]
     source: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    seeds: int = 1  # seeds per config when the command line does not say
 
     def with_overrides(self, **overrides: Any) -> Suite:
         """The same suite with some config values forced (e.g. epochs, train_subset)."""
         if not overrides:
             return self
         cells = tuple(Cell(c.name, c.config.replace(**overrides)) for c in self.cells)
-        return Suite(self.name, self.description, cells, self.source, self.notes)
+        return Suite(self.name, self.description, cells, self.source, self.notes, self.seeds)
 
     def runs(self, seeds: int) -> list[Cell]:
         """Every (config, seed) pair: seeds 0..seeds-1 of every cell."""
@@ -116,7 +122,10 @@ def parse_suite(data: dict[str, Any], *, source: str) -> Suite:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(f"{source}: run names repeat: {', '.join(duplicates)}")
-    return Suite(name, str(data.get("description", "")), tuple(cells), source)
+    seeds = data.get("seeds", 1)
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        raise ConfigError(f"{source}: seeds must be a positive integer, got {seeds!r}")
+    return Suite(name, str(data.get("description", "")), tuple(cells), source, seeds=seeds)
 
 
 def _expand_group(base: dict[str, Any], group: dict[str, Any], where: str) -> list[Cell]:
@@ -151,6 +160,12 @@ def _expand_group(base: dict[str, Any], group: dict[str, Any], where: str) -> li
 def _config(values: dict[str, Any], where: str) -> TrainConfig:
     # model-option shortcuts (use_bn, dropout_p, activation, width) may be written at top level
     values = dict(values)
+    if "recipe" in values:
+        recipe = values.pop("recipe")
+        try:
+            values = _merge(recipe_values(recipe), values)
+        except ConfigError as error:
+            raise ConfigError(f"{where}: {error}") from None
     options = dict(values.pop("model_options", {}))
     for key in ("use_bn", "dropout_p", "activation", "width"):
         if key in values:
