@@ -8,6 +8,7 @@ seed projects report depend on them (e.g. a conv keeps its bias in front of BN i
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Literal
@@ -78,7 +79,39 @@ def make_dropout(p: float, *, spatial: bool = False) -> nn.Module:
     """Dropout (Dropout2d when `spatial`), or Identity for p == 0 so the graph stays minimal."""
     if p <= 0.0:
         return nn.Identity()
-    return nn.Dropout2d(p) if spatial else nn.Dropout(p)
+    return nn.Dropout2d(p) if spatial else Dropout(p)
+
+
+def dropout_keep_mask(
+    shape: torch.Size, p: float, *, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """A dropout mask (0 or 1/(1-p)) from 16 random bits per element, drawn 64 bits at a time.
+
+    On the CPU `bernoulli_` draws one random number per element and was ~20% of a training step
+    of `tiny` (torch profiler, 1 thread); one int64 draw per 4 elements makes the mask ~3x
+    cheaper. The drop probability is rounded to a multiple of 1/65536. It uses torch's default
+    generator, like nn.Dropout, so runs stay reproducible from their seed.
+    """
+    count = math.prod(shape)
+    words = torch.randint(
+        -(2**63), 2**63 - 1, ((count + 3) // 4,), dtype=torch.int64, device=device
+    )
+    bits = words.view(torch.int16)[:count].view(shape)
+    keep = bits >= round(p * 65536) - 32768  # P(keep) = 1 - p for int16 uniform bits
+    return keep.to(dtype).mul_(1.0 / (1.0 - p))
+
+
+class Dropout(nn.Dropout):
+    """nn.Dropout with a cheaper random mask on the CPU; the same module on other devices.
+
+    A subclass, so state dicts, ONNX export (eval mode: identity) and `isinstance` checks are
+    those of nn.Dropout."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0 or x.device.type != "cpu":
+            return super().forward(x)
+        mask = dropout_keep_mask(x.shape, self.p, dtype=x.dtype, device=x.device)
+        return x.mul_(mask) if self.inplace else x * mask
 
 
 class ConvNormAct(nn.Sequential):
