@@ -109,180 +109,242 @@ def _train(
     on_epoch: EpochCallback | None,
     log: Callable[[str], None] | None,
 ) -> RunResult:
-    params = count_params(model)
-    optimizer = create_optimizer(model, config)
-    steps_per_epoch = math.ceil(splits.train_images.shape[0] / config.batch_size)
-    schedule = Schedule(optimizer, config, steps_per_epoch)
-    augment = AugmentConfig(
-        rotate_deg=config.rotate_deg,
-        translate=config.translate,
-        scale=config.scale,
-        erase_p=config.erase_p,
-    )
-    ema = make_ema(model, config.ema_decay) if config.ema_decay > 0 else None
-    swa = make_swa(model) if config.swa_start > 0 else None
-    eval_model: nn.Module = ema if ema is not None else model
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out_dir / "config.toml", config.to_toml())
-
-    records: list[EpochRecord] = []
-    best: dict[str, Any] = {"val_acc": -1.0, "val_loss": math.inf, "epoch": 0, "state": None}
-    state = "finished"
-    diverged_epoch = 0
-    started = time.perf_counter()
+    run = RunState(config, model, splits, device, out_dir, on_epoch, log)
     bar = _EpochBar(progress, config.epochs, splits.train_images.shape[0])
     try:
         for epoch in range(1, config.epochs + 1):
             epoch_started = time.perf_counter()
-            lr = schedule.lr
-            use_augment = epoch <= config.epochs - config.no_aug_last
             bar.start(epoch)
             train_stats = train_one_epoch(
                 model,
                 splits.train_images,
                 splits.train_labels,
-                optimizer,
-                schedule,
+                run.optimizer,
+                run.schedule,
                 batch_size=config.batch_size,
                 generator=generator,
-                augment=augment if use_augment else AugmentConfig(),
+                augment=run.augment_for(epoch),
                 label_smoothing=config.label_smoothing,
                 grad_clip=config.grad_clip,
-                after_step=(lambda: ema.update_parameters(model)) if ema is not None else None,
+                after_step=run.after_step,
                 on_batch=bar.advance,
             )
-            if swa is not None and epoch >= config.swa_start:
-                swa.update_parameters(model)
-            val_stats = evaluate(
-                eval_model,
-                splits.val_images,
-                splits.val_labels,
-                batch_size=config.eval_batch_size,
-            )
-            if _diverged(train_stats, val_stats):
-                state, diverged_epoch = "diverged", epoch
-                _log(
-                    log,
-                    f"epoch {epoch}: train loss {train_stats.loss:.4g}, val loss "
-                    f"{val_stats.loss:.4g}; run diverged",
-                )
-                break
-            schedule.after_epoch(val_stats.loss)
-            monitored = (
-                evaluate(
-                    eval_model,
-                    splits.test_images,
-                    splits.test_labels,
-                    batch_size=config.eval_batch_size,
-                ).acc
-                if config.monitor_test
-                else None
-            )
-            record = EpochRecord(
-                epoch,
-                lr,
-                train_stats.loss,
-                train_stats.acc,
-                val_stats.loss,
-                val_stats.acc,
-                time.perf_counter() - epoch_started,
-                monitored,
-            )
-            records.append(record)
-            if out_dir is not None:
-                _write_epochs(out_dir, records)
-            if _better(val_stats, best):
-                best.update(
-                    val_acc=val_stats.acc,
-                    val_loss=val_stats.loss,
-                    epoch=epoch,
-                    state=_plain_state(eval_model),
-                )
-                if out_dir is not None:
-                    atomic_torch_save(out_dir / "best.pt", _ckpt(eval_model, config, best))
             bar.finish()
-            _log(log, _epoch_line(record, config.epochs))
-            if on_epoch is not None:
-                on_epoch(record)
-    except StopRun:
-        state = "pruned"
+            if not run.end_epoch(epoch, train_stats, epoch_started):
+                break
     finally:
         bar.close()
+    return run.finish()
 
-    selected = "epoch"
-    if swa is not None and state == "finished":
-        # SWA weights are only meaningful after BN statistics are recomputed for them
-        refresh_bn(swa, splits.train_images)
-        swa_val = evaluate(
-            swa, splits.val_images, splits.val_labels, batch_size=config.eval_batch_size
+
+class RunState:
+    """One run's state and bookkeeping around its training steps.
+
+    Model, optimizer, schedule, weight averages, per-epoch records, the weights chosen on val,
+    the run directory. Whoever drives the training steps (`train_run` for one model,
+    `engine.fused` for several models trained together) calls `end_epoch` after each epoch and
+    `finish` at the end, so selection, checkpoints and the summary are the same code for both.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        model: nn.Module,
+        splits: Splits,
+        device: torch.device,
+        out_dir: Path | None,
+        on_epoch: EpochCallback | None,
+        log: Callable[[str], None] | None,
+    ) -> None:
+        self.config, self.model, self.splits, self.device = config, model, splits, device
+        self.out_dir, self.on_epoch, self.log = out_dir, on_epoch, log
+        self.params = count_params(model)
+        self.optimizer = create_optimizer(model, config)
+        steps_per_epoch = math.ceil(splits.train_images.shape[0] / config.batch_size)
+        self.schedule = Schedule(self.optimizer, config, steps_per_epoch)
+        self.augment = AugmentConfig(
+            rotate_deg=config.rotate_deg,
+            translate=config.translate,
+            scale=config.scale,
+            erase_p=config.erase_p,
         )
-        _log(log, f"swa: val_loss {swa_val.loss:.4f} val_acc {swa_val.acc:.2f}%")
-        if _better(swa_val, best):
-            best.update(
-                val_acc=swa_val.acc,
-                val_loss=swa_val.loss,
-                epoch=config.epochs,
-                state=_plain_state(swa),
-            )
-            selected = "swa"
-            if out_dir is not None:
-                atomic_torch_save(out_dir / "best.pt", _ckpt(swa, config, best))
+        self.ema = make_ema(model, config.ema_decay) if config.ema_decay > 0 else None
+        self.swa = make_swa(model) if config.swa_start > 0 else None
+        self.eval_model: nn.Module = self.ema if self.ema is not None else model
+        if out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(out_dir / "config.toml", config.to_toml())
+        self.records: list[EpochRecord] = []
+        self.best: dict[str, Any] = {
+            "val_acc": -1.0,
+            "val_loss": math.inf,
+            "epoch": 0,
+            "state": None,
+        }
+        self.state = "running"  # then finished, diverged or pruned
+        self.diverged_epoch = 0
+        self.lr = self.schedule.lr
+        self.started = time.perf_counter()
 
-    test_stats: EpochStats | None = None
-    tta_val: EpochStats | None = None
-    # a pruned run's test accuracy would never be used: do not spend the evaluation
-    if best["state"] is not None and state == "finished":
-        final = copy.deepcopy(model)
-        final.load_state_dict(best["state"])
-        if config.tta_angles:
-            tta_val = evaluate(
+    @property
+    def active(self) -> bool:
+        return self.state == "running"
+
+    def augment_for(self, epoch: int) -> AugmentConfig:
+        self.lr = self.schedule.lr  # the lr the epoch starts with, for its record
+        use_augment = epoch <= self.config.epochs - self.config.no_aug_last
+        return self.augment if use_augment else AugmentConfig()
+
+    def after_step(self) -> None:
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+
+    def end_epoch(self, epoch: int, train_stats: EpochStats, epoch_started: float) -> bool:
+        """Validate, record, keep the best weights; False when the run has stopped."""
+        config, splits = self.config, self.splits
+        if self.swa is not None and epoch >= config.swa_start:
+            self.swa.update_parameters(self.model)
+        val_stats = evaluate(
+            self.eval_model,
+            splits.val_images,
+            splits.val_labels,
+            batch_size=config.eval_batch_size,
+        )
+        if _diverged(train_stats, val_stats):
+            self.state, self.diverged_epoch = "diverged", epoch
+            _log(
+                self.log,
+                f"epoch {epoch}: train loss {train_stats.loss:.4g}, val loss "
+                f"{val_stats.loss:.4g}; run diverged",
+            )
+            return False
+        self.schedule.after_epoch(val_stats.loss)
+        monitored = (
+            evaluate(
+                self.eval_model,
+                splits.test_images,
+                splits.test_labels,
+                batch_size=config.eval_batch_size,
+            ).acc
+            if config.monitor_test
+            else None
+        )
+        record = EpochRecord(
+            epoch,
+            self.lr,
+            train_stats.loss,
+            train_stats.acc,
+            val_stats.loss,
+            val_stats.acc,
+            time.perf_counter() - epoch_started,
+            monitored,
+        )
+        self.records.append(record)
+        if self.out_dir is not None:
+            _write_epochs(self.out_dir, self.records)
+        if _better(val_stats, self.best):
+            self.best.update(
+                val_acc=val_stats.acc,
+                val_loss=val_stats.loss,
+                epoch=epoch,
+                state=_plain_state(self.eval_model),
+            )
+            if self.out_dir is not None:
+                atomic_torch_save(
+                    self.out_dir / "best.pt", _ckpt(self.eval_model, config, self.best)
+                )
+        _log(self.log, _epoch_line(record, config.epochs))
+        if self.on_epoch is not None:
+            try:
+                self.on_epoch(record)
+            except StopRun:
+                self.state = "pruned"
+                return False
+        if epoch == config.epochs:
+            self.state = "finished"
+        return self.active
+
+    def finish(self) -> RunResult:
+        """SWA, the one test evaluation on the weights chosen on val, last.pt and summary."""
+        config, splits, best, model = self.config, self.splits, self.best, self.model
+        if self.state == "running":
+            self.state = "finished"
+        selected = "epoch"
+        if self.swa is not None and self.state == "finished":
+            # SWA weights are only meaningful after BN statistics are recomputed for them
+            refresh_bn(self.swa, splits.train_images)
+            swa_val = evaluate(
+                self.swa, splits.val_images, splits.val_labels, batch_size=config.eval_batch_size
+            )
+            _log(self.log, f"swa: val_loss {swa_val.loss:.4f} val_acc {swa_val.acc:.2f}%")
+            if _better(swa_val, best):
+                best.update(
+                    val_acc=swa_val.acc,
+                    val_loss=swa_val.loss,
+                    epoch=config.epochs,
+                    state=_plain_state(self.swa),
+                )
+                selected = "swa"
+                if self.out_dir is not None:
+                    atomic_torch_save(self.out_dir / "best.pt", _ckpt(self.swa, config, best))
+
+        test_stats: EpochStats | None = None
+        tta_val: EpochStats | None = None
+        # a pruned run's test accuracy would never be used: do not spend the evaluation
+        if best["state"] is not None and self.state == "finished":
+            final = copy.deepcopy(model)
+            final.load_state_dict(best["state"])
+            if config.tta_angles:
+                tta_val = evaluate(
+                    final,
+                    splits.val_images,
+                    splits.val_labels,
+                    batch_size=config.eval_batch_size,
+                    tta_angles=config.tta_angles,
+                )
+            test_stats = evaluate(
                 final,
-                splits.val_images,
-                splits.val_labels,
+                splits.test_images,
+                splits.test_labels,
                 batch_size=config.eval_batch_size,
                 tta_angles=config.tta_angles,
             )
-        test_stats = evaluate(
-            final,
-            splits.test_images,
-            splits.test_labels,
-            batch_size=config.eval_batch_size,
-            tta_angles=config.tta_angles,
-        )
-    if out_dir is not None:
-        atomic_torch_save(out_dir / "last.pt", _ckpt(model, config, {"epoch": len(records)}))
+        records = self.records
+        if self.out_dir is not None:
+            atomic_torch_save(
+                self.out_dir / "last.pt", _ckpt(model, config, {"epoch": len(records)})
+            )
 
-    seconds = time.perf_counter() - started
-    summary: dict[str, Any] = {
-        "name": config.name,
-        "model": config.model,
-        "params": params,
-        "state": state,
-        "epochs": config.epochs,
-        "epochs_run": len(records),
-        "best_epoch": best["epoch"],
-        "selected": selected,
-        "val_acc": _number(best["val_acc"]) if best["state"] is not None else None,
-        "val_loss": _number(best["val_loss"]) if best["state"] is not None else None,
-        "val_acc_tta": tta_val.acc if tta_val else None,
-        "test_acc": test_stats.acc if test_stats else None,
-        "test_loss": test_stats.loss if test_stats else None,
-        "diverged_epoch": diverged_epoch or None,
-        "seconds": round(seconds, 3),
-        "seconds_per_epoch": round(sum(r.seconds for r in records) / max(len(records), 1), 3),
-        "train_size": int(splits.train_images.shape[0]),
-        "val_size": int(splits.val_images.shape[0]),
-        "test_size": int(splits.test_images.shape[0]),
-        "seed": config.seed,
-        "device": str(device),
-        "torch": torch.__version__,
-        "mnistlab": __version__,
-        "config_hash": config.config_hash(),
-    }
-    if out_dir is not None:
-        atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-    return RunResult(summary=summary, epochs=records)
+        seconds = time.perf_counter() - self.started
+        summary: dict[str, Any] = {
+            "name": config.name,
+            "model": config.model,
+            "params": self.params,
+            "state": self.state,
+            "epochs": config.epochs,
+            "epochs_run": len(records),
+            "best_epoch": best["epoch"],
+            "selected": selected,
+            "val_acc": _number(best["val_acc"]) if best["state"] is not None else None,
+            "val_loss": _number(best["val_loss"]) if best["state"] is not None else None,
+            "val_acc_tta": tta_val.acc if tta_val else None,
+            "test_acc": test_stats.acc if test_stats else None,
+            "test_loss": test_stats.loss if test_stats else None,
+            "diverged_epoch": self.diverged_epoch or None,
+            "seconds": round(seconds, 3),
+            "seconds_per_epoch": round(sum(r.seconds for r in records) / max(len(records), 1), 3),
+            "train_size": int(splits.train_images.shape[0]),
+            "val_size": int(splits.val_images.shape[0]),
+            "test_size": int(splits.test_images.shape[0]),
+            "seed": config.seed,
+            "device": str(self.device),
+            "torch": torch.__version__,
+            "mnistlab": __version__,
+            "config_hash": config.config_hash(),
+        }
+        if self.out_dir is not None:
+            atomic_write_text(self.out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        return RunResult(summary=summary, epochs=records)
 
 
 def _diverged(train: EpochStats, val: EpochStats) -> bool:
