@@ -381,6 +381,7 @@ def _run_and_report(store: Any, suite: str, args: argparse.Namespace, data_dir: 
     from mnistlab.experiments.runner import run_grid
     from mnistlab.experiments.tracking import open_tracker
 
+    _check_count("--fuse-max", args.fuse_max)
     tracker = open_tracker(getattr(args, "track", None), parent=f"grid {suite}")
     try:
         outcome = run_grid(
@@ -391,6 +392,8 @@ def _run_and_report(store: Any, suite: str, args: argparse.Namespace, data_dir: 
             data_dir=data_dir,
             progress=not args.no_progress and sys.stderr.isatty(),
             tracker=tracker,
+            fuse=args.fuse,
+            fuse_max=args.fuse_max,
         )
     finally:
         if tracker is not None:
@@ -866,6 +869,19 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sub.add_argument(
             "--runs-dir", default="runs", help="root of the per-run directories (default: runs)"
+        )
+        sub.add_argument(
+            "--fuse",
+            choices=("auto", "on", "off"),
+            default="auto",
+            help="train runs that share an architecture and data settings together, one "
+            "batched forward/backward (auto: on CUDA only, where it is faster; default: auto)",
+        )
+        sub.add_argument(
+            "--fuse-max",
+            type=int,
+            default=8,
+            help="at most this many runs trained together (default: 8)",
         )
         sub.add_argument("--no-progress", action="store_true", help="no progress bars")
         data_flags(sub)

@@ -15,10 +15,14 @@ import queue
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnistlab.config import TrainConfig
+from mnistlab.engine.device import resolve_device
+from mnistlab.engine.fused import fuse_key
+from mnistlab.errors import ConfigError, choices_error
 from mnistlab.experiments import store as store_module
 from mnistlab.experiments.store import RunStore
 from mnistlab.experiments.suites import Suite
@@ -59,6 +63,7 @@ def _worker_main(
     import torch
 
     from mnistlab.data import load_mnist, split_mnist
+    from mnistlab.engine.fused import train_fused
     from mnistlab.engine.trainer import train_run
 
     torch.set_num_threads(threads)
@@ -73,28 +78,54 @@ def _worker_main(
             continue
         if task is None:
             return
-        trial_id, config_dict, run_dir = task
+        group = task  # [(trial_id, config dict, run dir)]: one run, or several trained fused
         try:
-            config = TrainConfig.from_dict(config_dict)
+            configs = [TrainConfig.from_dict(config_dict) for _, config_dict, _ in group]
+            first = configs[0]
             splits = split_mnist(
                 data,
-                val_size=config.val_size,
-                seed=config.split_seed,
-                train_subset=config.train_subset or None,
+                val_size=first.val_size,
+                seed=first.split_seed,
+                train_subset=first.train_subset or None,
             )
 
-            def on_epoch(record: Any, trial_id: int = trial_id) -> None:
+            def on_epoch(record: Any, trial_id: int) -> None:
                 if os.getppid() != parent:
                     raise SystemExit(0)  # the coordinator is gone: stop, the run will be retried
                 events.put(("epoch", index, trial_id, record.as_row()))
 
-            result = train_run(
-                config, splits, Path(run_dir), progress=False, on_epoch=on_epoch, log=None
-            )
-            rows = [r.as_row() for r in result.epochs]
-            events.put(("done", index, trial_id, (result.summary, rows)))
+            callbacks = [partial(on_epoch, trial_id=trial_id) for trial_id, _, _ in group]
+            if len(group) == 1:
+                results = [
+                    train_run(
+                        first,
+                        splits,
+                        Path(group[0][2]),
+                        progress=False,
+                        on_epoch=callbacks[0],
+                        log=None,
+                    )
+                ]
+            else:
+                results = train_fused(
+                    configs, splits, [Path(d) for _, _, d in group], on_epoch=callbacks
+                )
+            for (trial_id, _, _), result in zip(group, results, strict=True):
+                rows = [r.as_row() for r in result.epochs]
+                events.put(("done", index, trial_id, (result.summary, rows)))
         except Exception as error:  # recorded, the grid goes on
-            events.put(("error", index, trial_id, f"{type(error).__name__}: {error}"))
+            message = f"{type(error).__name__}: {error}"
+            if isinstance(error, torch.OutOfMemoryError):
+                message = (
+                    f"out of device memory training {len(group)} run(s) together: use a "
+                    "smaller batch_size or `grid --fuse-max` (or --fuse off)"
+                )
+            for trial_id, _, _ in group:
+                events.put(("error", index, trial_id, message))
+
+
+FUSE_CHOICES = ("auto", "on", "off")
+DEFAULT_FUSE_MAX = 8
 
 
 def run_grid(
@@ -107,11 +138,20 @@ def run_grid(
     progress: bool = True,
     log: Callable[[str], None] = print,
     tracker: Tracker | None = None,
+    fuse: str = "auto",
+    fuse_max: int = DEFAULT_FUSE_MAX,
 ) -> GridOutcome:
     """Claim and train queued runs of `suite_name` until none is left.
 
+    `fuse`: train up to `fuse_max` claimed runs that share a `fuse_key` together in one worker
+    (`engine.fused`): "on", "off", or "auto" = only on CUDA, where it is faster (on a CPU the
+    batched convolutions measured slower than one model at a time: see the README's benchmarks).
     `tracker` (e.g. MLflow) gets each run's config, epochs and summary from this process, which
     receives them anyway; the caller opens and closes it."""
+    if fuse not in FUSE_CHOICES:
+        raise choices_error("fuse", fuse, list(FUSE_CHOICES))
+    if fuse_max < 1:
+        raise ConfigError(f"fuse_max must be >= 1, got {fuse_max}")
     study = store.study(suite_name, create=False)
     outcome = GridOutcome(suite=suite_name)
     started = time.perf_counter()
@@ -131,48 +171,64 @@ def run_grid(
         return process
 
     processes = [start_worker(i) for i in range(workers)]
-    busy: dict[int, tuple[int, str, float]] = {}  # worker -> (trial_id, name, claimed at)
+    # worker -> {trial_id: label} of the run(s) it trains (several when fused); first = shown
+    busy: dict[int, dict[int, str]] = {}
     display = _GridDisplay(progress, store.pending(study), suite_name)
     last_beat = time.monotonic()
     exhausted = False
+
+    def end(index: int, trial_id: int) -> None:
+        group = busy[index]
+        group.pop(trial_id, None)
+        display.run_done(index)
+        if not group:
+            busy.pop(index)
+            display.end_worker(index)
+
     try:
         while True:
             for index in range(workers):
                 if index in busy or exhausted:
                     continue
-                trial = store.claim(study)
-                if trial is None:
+                group = _claim_group(store, study, fuse, fuse_max)
+                if not group:
                     exhausted = True
                     break
-                run_dir = run_dir_for(
-                    runs_root,
-                    suite_name,
-                    trial.user_attrs["name"],
-                    trial.user_attrs["seed"],
-                    trial.number,
-                )
-                store.set_attr(trial._trial_id, "run_dir", str(run_dir))
-                tasks[index].put((trial._trial_id, trial.user_attrs["config"], str(run_dir)))
-                label = f"{trial.user_attrs['name']} s{trial.user_attrs['seed']}"
-                busy[index] = (trial._trial_id, label, time.monotonic())
-                display.start_run(index, label, trial.user_attrs["config"]["epochs"])
-                if tracker is not None:
-                    tracker.start(
-                        trial._trial_id,
-                        label,
-                        trial.user_attrs["config"],
-                        {"suite": suite_name, "trial": trial.number},
-                        run_dir=run_dir,
+                payload = []
+                for trial in group:
+                    run_dir = run_dir_for(
+                        runs_root,
+                        suite_name,
+                        trial.user_attrs["name"],
+                        trial.user_attrs["seed"],
+                        trial.number,
                     )
+                    store.set_attr(trial._trial_id, "run_dir", str(run_dir))
+                    payload.append((trial._trial_id, trial.user_attrs["config"], str(run_dir)))
+                    if tracker is not None:
+                        tracker.start(
+                            trial._trial_id,
+                            _label(trial),
+                            trial.user_attrs["config"],
+                            {"suite": suite_name, "trial": trial.number},
+                            run_dir=run_dir,
+                        )
+                tasks[index].put(payload)
+                busy[index] = {trial._trial_id: _label(trial) for trial in group}
+                shown = _label(group[0]) + (f" + {len(group) - 1} fused" if len(group) > 1 else "")
+                display.start_worker(index, shown, group[0].user_attrs["config"]["epochs"])
             if not busy:
                 break
             try:
                 kind, index, trial_id, payload = events.get(timeout=1.0)
             except queue.Empty:
                 kind = ""
+            if kind and trial_id not in busy.get(index, {}):
+                kind = ""  # from a run already given back (its worker was replaced)
             if kind == "epoch":
                 store.report_epoch(trial_id, payload["epoch"], payload["val_acc"])
-                display.epoch(index)
+                if trial_id == next(iter(busy[index])):
+                    display.epoch(index)
                 if tracker is not None:
                     tracker.epoch(trial_id, payload)
             elif kind == "done":
@@ -183,42 +239,44 @@ def run_grid(
                 state = summary.get("state")
                 if state == "diverged":
                     outcome.diverged += 1
-                    log(f"{busy[index][1]}: diverged at epoch {summary.get('diverged_epoch')}")
+                    epoch = summary.get("diverged_epoch")
+                    log(f"{busy[index][trial_id]}: diverged at epoch {epoch}")
                 else:
                     outcome.finished += 1
-                busy.pop(index)
-                display.end_run(index)
+                end(index, trial_id)
             elif kind == "error":
+                label = busy[index][trial_id]
                 outcome.failed += 1
-                outcome.errors.append(f"{busy[index][1]}: {payload}")
-                log(f"{busy[index][1]}: failed: {payload}")
+                outcome.errors.append(f"{label}: {payload}")
+                log(f"{label}: failed: {payload}")
                 store.set_attr(trial_id, "error", payload)
                 # not re-queued now (it would fail again at once); the next `grid` call retries
                 store.fail(trial_id, "error")
                 if tracker is not None:
                     tracker.fail(trial_id, payload)
-                busy.pop(index)
-                display.end_run(index)
-            for index, (trial_id, label, _) in list(busy.items()):
+                end(index, trial_id)
+            for index, group in list(busy.items()):
                 if not processes[index].is_alive():
-                    # a worker killed under us: give its run back, stop using that slot
-                    outcome.failed += 1
-                    log(f"{label}: worker {index} died; run queued again")
-                    store.release(study, trial_id, "worker-died")
-                    if tracker is not None:
-                        tracker.fail(trial_id, "worker died")
-                    busy.pop(index)
-                    display.end_run(index)
+                    # a worker killed under us: give its run(s) back, start a fresh worker
+                    for trial_id, label in list(group.items()):
+                        outcome.failed += 1
+                        log(f"{label}: worker {index} died; run queued again")
+                        store.release(study, trial_id, "worker-died")
+                        if tracker is not None:
+                            tracker.fail(trial_id, "worker died")
+                        end(index, trial_id)
                     tasks[index] = context.Queue()  # the dead worker may hold the old one's lock
                     processes[index] = start_worker(index)
             if time.monotonic() - last_beat > store_module.HEARTBEAT_SECONDS / 2:
-                for trial_id, _, _ in busy.values():
-                    store.heartbeat(trial_id)
+                for group in busy.values():
+                    for trial_id in group:
+                        store.heartbeat(trial_id)
                 last_beat = time.monotonic()
     except KeyboardInterrupt:
-        for trial_id, _label, _ in busy.values():
+        claimed = [trial_id for group in busy.values() for trial_id in group]
+        for trial_id in claimed:
             store.release(study, trial_id, "interrupted")
-        log(f"interrupted: {len(busy)} unfinished run(s) queued again; run `grid` to resume")
+        log(f"interrupted: {len(claimed)} unfinished run(s) queued again; run `grid` to resume")
         raise
     finally:
         display.close()
@@ -231,6 +289,30 @@ def run_grid(
                 process.terminate()
     outcome.seconds = time.perf_counter() - started
     return outcome
+
+
+def _label(trial: Any) -> str:
+    return f"{trial.user_attrs['name']} s{trial.user_attrs['seed']}"
+
+
+def _claim_group(store: RunStore, study: Any, fuse: str, fuse_max: int) -> list[Any]:
+    """One claimed run, plus (when fusing) up to fuse_max - 1 more that can train with it."""
+    first = store.claim(study)
+    if first is None:
+        return []
+    group = [first]
+    config = TrainConfig.from_dict(first.user_attrs["config"])
+    if fuse == "off" or (fuse == "auto" and resolve_device(config.device).type != "cuda"):
+        return group
+    key = fuse_key(config)
+    while len(group) < fuse_max:
+        more = store.claim(
+            study, accept=lambda attrs: fuse_key(TrainConfig.from_dict(attrs["config"])) == key
+        )
+        if more is None:
+            break
+        group.append(more)
+    return group
 
 
 class _GridDisplay:
@@ -260,7 +342,7 @@ class _GridDisplay:
         self.progress.start()
         self.overall = self.progress.add_task(f"grid {suite}", total=total)
 
-    def start_run(self, index: int, label: str, epochs: int) -> None:
+    def start_worker(self, index: int, label: str, epochs: int) -> None:
         if self.progress is not None:
             self.tasks[index] = self.progress.add_task(f"  [{index}] {label}", total=epochs)
 
@@ -268,10 +350,13 @@ class _GridDisplay:
         if self.progress is not None and index in self.tasks:
             self.progress.advance(self.tasks[index])
 
-    def end_run(self, index: int) -> None:
+    def run_done(self, index: int) -> None:
+        if self.progress is not None:
+            self.progress.advance(self.overall)
+
+    def end_worker(self, index: int) -> None:
         if self.progress is not None and index in self.tasks:
             self.progress.remove_task(self.tasks.pop(index))
-            self.progress.advance(self.overall)
 
     def close(self) -> None:
         if self.progress is not None:

@@ -266,8 +266,12 @@ class RunStore:
                 retry_locked(lambda attrs=attrs: study.enqueue_trial({}, user_attrs=attrs))
             return len(new)
 
-    def claim(self, study: optuna.Study) -> FrozenTrial | None:
-        """Atomically move one WAITING trial to RUNNING and return it; None when none is left."""
+    def claim(
+        self, study: optuna.Study, accept: Callable[[dict[str, Any]], bool] | None = None
+    ) -> FrozenTrial | None:
+        """Atomically move one WAITING trial to RUNNING and return it; None when none is left.
+
+        `accept(user_attrs)` limits the claim to matching runs (runs that can train fused)."""
         with self.lock():
             fail_stale_trials(study)
             trials = study.get_trials(deepcopy=False)
@@ -279,6 +283,8 @@ class RunStore:
             }
             for trial in sorted(trials, key=lambda t: t.number):
                 if trial.state != TrialState.WAITING:
+                    continue
+                if accept is not None and not accept(trial.user_attrs):
                     continue
                 if trial.user_attrs.get("cell_id") in busy:
                     # a duplicate queue entry (e.g. two machines enqueued at once): never run it

@@ -108,7 +108,13 @@ class Dropout(nn.Dropout):
     those of nn.Dropout."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0 or x.device.type != "cpu":
+        if (
+            not self.training
+            or self.p == 0.0
+            or x.device.type != "cpu"
+            # inside vmap/grad (fused training) the bit-view trick has no batching rule
+            or torch._C._functorch.is_functorch_wrapped_tensor(x)
+        ):
             return super().forward(x)
         mask = dropout_keep_mask(x.shape, self.p, dtype=x.dtype, device=x.device)
         return x.mul_(mask) if self.inplace else x * mask
