@@ -744,13 +744,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from mnistlab.bench import run_bench
+    from mnistlab.bench import run_bench, run_grid_bench
 
     if args.seconds <= 0:
         raise ConfigError(f"--seconds must be > 0, got {args.seconds}")
+    _check_count("--batch-size", args.batch_size)
+    if args.grid is not None:
+        _check_count("--grid", args.grid)
     result = run_bench(args.model, args.batch_size, args.seconds, args.data_dir)
+    grid = None
+    if args.grid is not None:
+        grid = run_grid_bench(
+            result.reference_img_per_s,
+            args.model,
+            args.batch_size,
+            args.seconds,
+            args.data_dir,
+            configs=args.grid,
+        )
     if args.json:
-        print(json.dumps(result.to_dict()))
+        record = result.to_dict()
+        if grid is not None:
+            record.update(grid.to_dict())
+        print(json.dumps(record))
         return 0
     print(
         f"model {result.model}, batch {result.batch_size}, {result.threads} threads, "
@@ -764,6 +780,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
         f"mnistlab (device-resident uint8, batched rotation): "
         f"{result.mnistlab_img_per_s:,.0f} img/s"
     )
+    if grid is not None:
+        print(f"grid of {grid.configs} configs, aggregate train img/s:")
+        print(f"  reference, one config after another: {grid.reference_img_per_s:,.0f}")
+        print(f"  mnistlab, one config after another: {grid.sequential_img_per_s:,.0f}")
+        print(
+            f"  mnistlab, {grid.workers} worker processes side by side: "
+            f"{grid.workers_img_per_s:,.0f}"
+        )
+        print(f"  mnistlab, {grid.configs} configs fused: {grid.fused_img_per_s:,.0f}")
+        print(f"grid_speedup={grid.speedup:.2f} ({grid.best_mode})")
     print(f"speedup={result.speedup:.2f}")
     return 0
 
@@ -1073,6 +1099,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=20.0,
         help="timed seconds per pipeline, after warm-up (default: 20)",
+    )
+    sub.add_argument(
+        "--grid",
+        type=int,
+        metavar="K",
+        help="also time K configs: one after another, in worker processes, and fused",
     )
     sub.add_argument("--json", action="store_true", help="print one JSON object")
     sub.add_argument("--data-dir", type=Path, default=None, help="MNIST directory")

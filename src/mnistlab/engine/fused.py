@@ -29,7 +29,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from mnistlab.config import TrainConfig
-from mnistlab.data import Splits, augment_batch, iterate_batches, normalize
+from mnistlab.data import AugmentConfig, Splits, augment_batch, iterate_batches, normalize
 from mnistlab.engine.build import build_model
 from mnistlab.engine.device import resolve_device
 from mnistlab.engine.loop import EpochStats
@@ -62,10 +62,15 @@ def fuse_key(config: TrainConfig) -> str:
     return json.dumps({name: values[name] for name in FUSE_SHARED}, sort_keys=True)
 
 
-class _Stacked:
-    """The K models' parameters and buffers as stacked tensors; each model keeps views of them."""
+class FusedModels:
+    """K models of one architecture as stacked tensors; each model keeps views of its slice.
 
-    def __init__(self, models: Sequence[nn.Module]) -> None:
+    `backward(inputs, labels)` runs one batched forward/backward of all K models on the same
+    batch and leaves each model's gradients in its parameters' `.grad`, so each model's own
+    optimizer can step it as usual."""
+
+    def __init__(self, models: Sequence[nn.Module], label_smoothing: Sequence[float]) -> None:
+        self.models = list(models)
         self.skeleton = copy.deepcopy(models[0])
         self.params = _stack([dict(m.named_parameters()) for m in models])
         self.buffers = _stack([dict(m.named_buffers()) for m in models])
@@ -76,6 +81,30 @@ class _Stacked:
                 tensor.data = self.params[name][index]
             for name, tensor in model.named_buffers():
                 tensor.data = self.buffers[name][index]
+        device = next(iter(self.params.values())).device
+        self.smoothing = torch.tensor(list(label_smoothing), device=device)
+        self._step = vmap(
+            grad(lambda *args: _loss(self.skeleton, *args), has_aux=True),
+            in_dims=(0, 0, None, None, 0),
+            randomness="different",  # each model its own dropout masks
+        )
+
+    def train(self) -> None:
+        self.skeleton.train()
+        for model in self.models:
+            model.train()
+
+    def backward(
+        self, inputs: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-model gradients into `.grad`; returns the K losses and the K×B×10 logits."""
+        grads, (losses, logits) = self._step(
+            self.params, self.buffers, inputs, labels, self.smoothing
+        )
+        for index, model in enumerate(self.models):
+            for name, parameter in model.named_parameters():
+                parameter.grad = grads[name][index]
+        return losses, logits
 
 
 def _stack(tensors: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -135,20 +164,14 @@ def train_fused(
                     (lambda message, prefix=prefix: log(prefix + message)) if log else None,
                 )
             )
-        stacked = _Stacked([run.model for run in runs])
-        smoothing = torch.tensor([c.label_smoothing for c in configs], device=device)
-        step = vmap(
-            grad(lambda *args: _loss(stacked.skeleton, *args), has_aux=True),
-            in_dims=(0, 0, None, None, 0),
-            randomness="different",  # each model its own dropout masks
-        )
+        fused = FusedModels([run.model for run in runs], [c.label_smoothing for c in configs])
         torch.manual_seed(first.seed)
         for epoch in range(1, first.epochs + 1):
             if not any(run.active for run in runs):
                 break
             epoch_started = time.perf_counter()
             augments = [run.augment_for(epoch) for run in runs]
-            stats = _fused_epoch(step, stacked, runs, smoothing, augments[0], generator)
+            stats = _fused_epoch(fused, runs, augments[0], generator)
             for run, run_stats in zip(runs, stats, strict=True):
                 if run.active:
                     run.end_epoch(epoch, run_stats, epoch_started)
@@ -156,17 +179,13 @@ def train_fused(
 
 
 def _fused_epoch(
-    step: Callable[..., tuple[dict[str, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]],
-    stacked: _Stacked,
+    fused: FusedModels,
     runs: list[RunState],
-    smoothing: torch.Tensor,
-    augment: object,
+    augment: AugmentConfig,
     generator: torch.Generator,
 ) -> list[EpochStats]:
     splits = runs[0].splits
-    for run in runs:
-        run.model.train()
-    stacked.skeleton.train()
+    fused.train()
     count = len(runs)
     loss_sum = torch.zeros(count, device=splits.train_images.device)
     correct = torch.zeros(count, device=splits.train_images.device, dtype=torch.long)
@@ -179,16 +198,12 @@ def _fused_epoch(
         generator=generator,
     ):
         inputs = normalize(batch_images)
-        if augment.enabled:  # type: ignore[attr-defined]
-            inputs = augment_batch(inputs, augment, generator)  # type: ignore[arg-type]
-        grads, (losses, logits) = step(
-            stacked.params, stacked.buffers, inputs, batch_labels, smoothing
-        )
-        for index, run in enumerate(runs):
+        if augment.enabled:
+            inputs = augment_batch(inputs, augment, generator)
+        losses, logits = fused.backward(inputs, batch_labels)
+        for run in runs:
             if not run.active:
                 continue  # a diverged or pruned run is carried along, never stepped again
-            for name, parameter in run.model.named_parameters():
-                parameter.grad = grads[name][index]
             if run.config.grad_clip > 0:
                 nn.utils.clip_grad_norm_(run.model.parameters(), run.config.grad_clip)
             run.optimizer.step()
