@@ -378,14 +378,14 @@ def default_payload() -> dict:
 
 
 def test_pretrained_registry():
-    assert pretrained.available() == ["default"]
+    assert pretrained.available() == ["default", "r20k", "r5k", "r8k"]
     record = pretrained.info("default")
     assert record["test_acc"] == 99.5 and record["val_acc"] == 99.25
     assert record["selected_on"] == "val" and record["params"] == 15_882
     model, config = pretrained.load("default")
     assert config.model == "tiny" and not model.training
     with pytest.raises(
-        ConfigError, match="unknown pretrained model 'nope'; valid choices: default"
+        ConfigError, match="unknown pretrained model 'nope'; valid choices: default, r20k"
     ):
         pretrained.load("nope")
 

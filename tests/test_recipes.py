@@ -123,3 +123,24 @@ def test_fast_dropout_keeps_the_rate_scale_and_gradient():
     assert torch.equal(first, layer(x))  # reproducible from the seed
     layer.eval()
     assert torch.equal(layer(x), x)
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_shipped_recipe_weights_were_chosen_on_val_and_reproduce_their_test_figure(
+    capsys, name, mnist_dir
+):
+    from mnistlab import pretrained
+
+    record = pretrained.info(name)
+    recipe = get_recipe(name)
+    assert record["selected_on"] == "val" and record["params"] < recipe.max_params
+    assert record["config"]["epochs"] <= recipe.max_epochs
+    # the shipped seed is the one with the best validation accuracy of the five
+    compared = record["seeds_compared_on_val"]
+    assert sorted(compared) == ["0", "1", "2", "3", "4"]
+    assert record["val_acc"] == max(compared.values()) == compared[str(record["seed"])]
+    code, out, err = run_cli(capsys, "eval", "--pretrained", name, "--json")
+    assert code == 0, err
+    figures = json.loads(out)
+    assert figures["test_acc"] == pytest.approx(record["test_acc"], abs=0.011)
+    assert figures["val_acc"] == pytest.approx(record["val_acc"], abs=0.011)
