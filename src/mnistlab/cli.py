@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import fields
@@ -99,7 +100,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_fit(args: argparse.Namespace) -> int:
     from mnistlab.models import fit_to_budget
     from mnistlab.models.registry import create_model
-    from mnistlab.reports.modelcard import format_macs, format_rf, format_shape, model_card
+    from mnistlab.reports.modelcard import LAYER_COLUMNS, format_macs, layer_rows, model_card
 
     _check_count("--max-params", args.max_params)
     options = dict(args.model_options or [])
@@ -136,18 +137,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
         title=f"{fit.name} at width {fit.width:g}: {fit.params:,} params "
         f"(< {args.max_params:,}), {format_macs(card.macs)} MACs per image"
     )
-    for column in ("#", "layer", "type", "output", "params", "receptive field", "MACs"):
+    for column in LAYER_COLUMNS:
         table.add_column(column, justify="left" if column in ("layer", "type") else "right")
-    for index, row in enumerate(card.rows, start=1):
-        table.add_row(
-            str(index),
-            row.name,
-            row.kind,
-            format_shape(row.output_shape),
-            f"{row.params:,}",
-            format_rf(row.receptive_field),
-            format_macs(row.macs),
-        )
+    for cells in layer_rows(card):
+        table.add_row(*cells)
     _console().print(table)
     print(
         f"use it: mnistlab train --model {fit.name} --max-params {args.max_params} "
@@ -1126,6 +1119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"mnistlab {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # output piped into `head` and the like: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as error:
         if error.errno not in USER_OS_ERRORS:
             raise

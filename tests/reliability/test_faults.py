@@ -215,6 +215,9 @@ def test_interrupted_train_leaves_no_partial_files(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # a pytest started in the background (`cmd &`) passes SIGINT on as ignored, and Python
+        # then installs no KeyboardInterrupt handler: give the child the default disposition
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while not (out / "epochs.csv").exists() and time.monotonic() < deadline:

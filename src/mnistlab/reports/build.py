@@ -47,10 +47,10 @@ from mnistlab.reports.document import (
     render_markdown,
 )
 from mnistlab.reports.modelcard import (
+    LAYER_COLUMNS,
     ModelCard,
     format_macs,
-    format_rf,
-    format_shape,
+    layer_rows,
     model_card,
 )
 from mnistlab.reports.tables import (
@@ -523,18 +523,7 @@ class _Context:
         ]
         for arch in self.architectures.values():
             card = arch.card
-            rows = [
-                [
-                    str(index),
-                    row.name,
-                    row.kind,
-                    format_shape(row.output_shape),
-                    f"{row.params:,}",
-                    format_rf(row.receptive_field),
-                    format_macs(row.macs),
-                ]
-                for index, row in enumerate(card.rows, 1)
-            ]
+            rows = layer_rows(card)
             rows.append(
                 [
                     "",
@@ -555,7 +544,7 @@ class _Context:
                     f"**{format_macs(card.macs)} MACs** per image."
                 ),
                 Table(
-                    ["#", "layer", "type", "output", "params", "receptive field", "MACs"],
+                    list(LAYER_COLUMNS),
                     rows,
                     ["r", "l", "l", "l", "r", "l", "r"],
                 ),

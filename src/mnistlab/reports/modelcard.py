@@ -226,3 +226,23 @@ def format_shape(shape: tuple[int, ...]) -> str:
 
 def format_macs(macs: int) -> str:
     return f"{macs / 1e6:.2f} M" if macs >= 1e5 else f"{macs:,}"
+
+
+#: column headers of `layer_rows`
+LAYER_COLUMNS = ("#", "layer", "type", "output", "params", "receptive field", "MACs")
+
+
+def layer_rows(card: ModelCard) -> list[list[str]]:
+    """The per-layer table as formatted strings, one list per layer (the report and `fit`)."""
+    return [
+        [
+            str(index),
+            row.name,
+            row.kind,
+            format_shape(row.output_shape),
+            f"{row.params:,}",
+            format_rf(row.receptive_field),
+            format_macs(row.macs),
+        ]
+        for index, row in enumerate(card.rows, start=1)
+    ]
