@@ -103,4 +103,6 @@ def test_grid_fuse_on_trains_every_run_once_and_stores_each(tmp_path: Path, caps
     for record in records:
         summary = json.loads((Path(record.run_dir) / "summary.json").read_text())
         assert summary["name"] == record.name and (Path(record.run_dir) / "best.pt").exists()
-    assert main([*argv[:-4], "--fuse", "sometimes"]) == 2
+    with pytest.raises(SystemExit) as bad:
+        main([*argv[:-4], "--fuse", "sometimes"])
+    assert bad.value.code == 2 and "choose from 'auto', 'on', 'off'" in capsys.readouterr().err
