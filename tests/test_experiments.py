@@ -14,27 +14,18 @@ import pytest
 from mnistlab.cli import main
 from mnistlab.experiments.store import RunStore
 from mnistlab.experiments.suites import builtin_suites, load_suite
+from quick_config import quick_base
 
-QUICK_SUITE = """
-name = "quick"
-[base]
-model = "tiny"
-epochs = 1
-batch_size = 64
-train_subset = 300
-val_size = 500
-rotate_deg = 0.0
-translate = 0.0
-no_aug_last = 0
-scheduler = "none"
-lr = 0.05
-device = "cpu"
-[[groups]]
+QUICK_SUITE = (
+    'name = "quick"\n[base]\n'
+    + quick_base()
+    + """[[groups]]
 name = "g"
 variants = [ { name = "sgd" }, { name = "adam", optimizer = "adam", lr = 0.003 } ]
 axes = { batch_size = [32, 64] }
 axis_labels = { batch_size = "bs" }
 """
+)
 
 
 def write_suite(tmp_path: Path, text: str = QUICK_SUITE, name: str = "quick.toml") -> Path:

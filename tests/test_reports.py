@@ -13,25 +13,15 @@ import pytest
 from mnistlab.cli import main
 from mnistlab.experiments.results import config_rows
 from mnistlab.experiments.store import RunRecord, RunStore
+from quick_config import quick_base
 
 # 2 configs that train and 1 that diverges (lr 100 without momentum), 2 seeds each; the model
 # is a small one (6k params, 0.5 M MACs) because every finished run and the report evaluate
 # all 10k test images
-SUITE = """
-name = "rep"
-[base]
-model = "s003_run1"
-epochs = 2
-batch_size = 64
-train_subset = 300
-val_size = 500
-rotate_deg = 0.0
-translate = 0.0
-no_aug_last = 0
-scheduler = "none"
-lr = 0.05
-device = "cpu"
-[[groups]]
+SUITE = (
+    'name = "rep"\n[base]\n'
+    + quick_base(model="s003_run1", epochs=2)
+    + """[[groups]]
 name = "g"
 variants = [
   { name = "sgd" },
@@ -39,6 +29,7 @@ variants = [
   { name = "boom", lr = 100.0, momentum = 0.0 },
 ]
 """
+)
 
 SECTIONS = (
     "Provenance",

@@ -21,47 +21,28 @@ import pytest
 
 from mnistlab.cli import main
 from mnistlab.experiments.store import RunStore
+from quick_config import quick_base
 
 # half-width tiny (4,130 params): each run's one-off 10k test evaluation costs half as much
-SUITE = """
-name = "shared"
-[base]
-model = "tiny"
-width = 0.5
-epochs = 1
-batch_size = 64
-train_subset = 300
-val_size = 500
-rotate_deg = 0.0
-translate = 0.0
-no_aug_last = 0
-scheduler = "none"
-lr = 0.05
-device = "cpu"
-[[groups]]
+SUITE = (
+    'name = "shared"\n[base]\n'
+    + quick_base(width=0.5)
+    + """[[groups]]
 name = "g"
 variants = [ { name = "sgd" }, { name = "adam", optimizer = "adam", lr = 0.003 } ]
 axes = { batch_size = [64] }
 axis_labels = { batch_size = "bs" }
 """
+)
 
-SPACE = """
-name = "shared-search"
-[base]
-model = "tiny"
-width = 0.5
-epochs = 1
-train_subset = 300
-val_size = 500
-rotate_deg = 0.0
-translate = 0.0
-no_aug_last = 0
-scheduler = "none"
-device = "cpu"
-[params]
+SPACE = (
+    'name = "shared-search"\n[base]\n'
+    + quick_base(width=0.5, batch_size=None, lr=None)
+    + """[params]
 lr = { low = 0.005, high = 0.2, log = true }
 batch_size = { choices = [32, 64] }
 """
+)
 
 INSTALL = "install Debian's postgresql package (apt-get install -y postgresql)"
 

@@ -11,44 +11,25 @@ import pytest
 from mnistlab.cli import main
 from mnistlab.experiments.store import RunStore
 from mnistlab.experiments.tracking import INSTALL_HINT, flatten
+from quick_config import quick_base
 
 # half-width tiny (4,130 params) keeps each run's one-off 10k test evaluation cheap
-SUITE = """
-name = "quick"
-[base]
-model = "tiny"
-width = 0.5
-epochs = 2
-batch_size = 64
-train_subset = 300
-val_size = 500
-rotate_deg = 0.0
-translate = 0.0
-no_aug_last = 0
-scheduler = "none"
-lr = 0.05
-device = "cpu"
-[[groups]]
+SUITE = (
+    'name = "quick"\n[base]\n'
+    + quick_base(width=0.5, epochs=2)
+    + """[[groups]]
 name = "g"
 variants = [ { name = "sgd" }, { name = "adam", optimizer = "adam", lr = 0.003 } ]
 """
+)
 
-SPACE = """
-name = "search"
-[base]
-model = "tiny"
-width = 0.5
-epochs = 1
-train_subset = 300
-val_size = 500
-rotate_deg = 0.0
-translate = 0.0
-no_aug_last = 0
-scheduler = "none"
-device = "cpu"
-[params]
+SPACE = (
+    'name = "search"\n[base]\n'
+    + quick_base(width=0.5, batch_size=None, lr=None)
+    + """[params]
 lr = { low = 0.01, high = 0.1, log = true }
 """
+)
 
 
 def history(client, run_id: str, key: str) -> list[tuple[int, float]]:

@@ -13,25 +13,16 @@ from mnistlab.cli import main
 from mnistlab.errors import ConfigError
 from mnistlab.experiments.store import RunStore
 from mnistlab.experiments.tune import builtin_spaces, load_space, parse_space, run_tune
+from quick_config import quick_base
 
 # tiny runs: 500 training and 500 validation images, no augmentation, constant lr
-QUICK_SPACE = """
-name = "quick"
-[base]
-model = "tiny"
-epochs = 3
-batch_size = 32
-train_subset = 500
-val_size = 500
-rotate_deg = 0.0
-translate = 0.0
-no_aug_last = 0
-scheduler = "none"
-optimizer = "sgd"
-device = "cpu"
-[params]
+QUICK_SPACE = (
+    'name = "quick"\n[base]\n'
+    + quick_base(epochs=3, batch_size=32, train_subset=500, lr=None, optimizer="sgd")
+    + """[params]
 lr = { choices = [0.05, 0.00001, 100.0] }
 """
+)
 
 
 def write_space(tmp_path: Path, text: str = QUICK_SPACE, name: str = "space.toml") -> Path:

@@ -14,25 +14,16 @@ from pathlib import Path
 import pytest
 
 from mnistlab.experiments.store import RunStore
+from quick_config import quick_base
 
-SUITE = """
-name = "crash"
-[base]
-model = "tiny"
-epochs = 2
-batch_size = 64
-train_subset = 200
-val_size = 300
-rotate_deg = 0.0
-translate = 0.0
-no_aug_last = 0
-scheduler = "none"
-lr = 0.05
-device = "cpu"
-[[groups]]
+SUITE = (
+    'name = "crash"\n[base]\n'
+    + quick_base(epochs=2, train_subset=200, val_size=300)
+    + """[[groups]]
 name = "g"
 axes = { lr = [0.01, 0.02, 0.05], batch_size = [32, 64] }
 """
+)
 # short heartbeats so a killed run is re-queued within seconds (every process must agree)
 FAST_STALE = {"MNISTLAB_HEARTBEAT_SECONDS": "1", "MNISTLAB_GRACE_SECONDS": "3"}
 
