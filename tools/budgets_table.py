@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--ship", action="store_true")
     args = parser.parse_args()
     store = RunStore(args.store, heartbeat=False)
-    records = [r for r in store.records(store.study(args.suite, create=False))]
+    records = store.records(store.study(args.suite, create=False))
     by_recipe: dict[str, list] = {}
     for record in records:
         if record.state == "finished":
