@@ -226,7 +226,7 @@ def test_missing_epochs_consistency_and_time_to_99():
 
 def test_model_card_counts_shapes_and_receptive_fields():
     from mnistlab.models import count_params, create_model
-    from mnistlab.reports.modelcard import GLOBAL, model_card
+    from mnistlab.models.summary import GLOBAL, model_card
 
     tiny = create_model("tiny")
     card = model_card(tiny)

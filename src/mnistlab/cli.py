@@ -17,12 +17,17 @@ from pathlib import Path
 from typing import Any, NoReturn, get_type_hints
 
 from mnistlab import __version__
-from mnistlab.config import FIELD_HELP, TrainConfig, coerce
+from mnistlab.config import FIELD_HELP, TrainConfig
 from mnistlab.errors import ConfigError, MnistlabError
 from mnistlab.experiments import DEFAULT_STORE
-from mnistlab.recipes import RECIPES, recipe_values
+from mnistlab.recipes import RECIPES
 
 Handler = Callable[[argparse.Namespace], int]
+MODEL_REFERENCE_HELP = (
+    "A model is a registered name (`mnistlab models`), path/to/nets.py:Net or "
+    "package.module:make_net (an nn.Module class or a function returning one)."
+)
+INTERNAL_FIELDS = ("model_sha256",)  # set by mnistlab (run.spec), never by a flag
 USER_OS_ERRORS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
 
 
@@ -97,55 +102,91 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_fit(args: argparse.Namespace) -> int:
-    from mnistlab.models import fit_to_budget
-    from mnistlab.models.registry import create_model
-    from mnistlab.reports.modelcard import LAYER_COLUMNS, format_macs, layer_rows, model_card
-
-    _check_count("--max-params", args.max_params)
-    options = dict(args.model_options or [])
-    fit = fit_to_budget(args.model, args.max_params, **options)
-    card = model_card(create_model(args.model, **fit.options))
-    if args.json:
-        rows = [
-            {
-                "layer": row.name,
-                "type": row.kind,
-                "output": list(row.output_shape),
-                "params": row.params,
-                "receptive_field": None
-                if row.receptive_field == float("inf")
-                else row.receptive_field,
-                "macs": row.macs,
-            }
-            for row in card.rows
-        ]
-        record = {
-            "model": fit.name,
-            "max_params": args.max_params,
-            "width": fit.width,
-            "params": fit.params,
-            "macs": card.macs,
-            "options": fit.options,
-            "layers": rows,
-        }
-        print(json.dumps(record, indent=2))
-        return 0
+def _print_summary(title: str, card: Any, items: list[Any]) -> None:
+    """The per-layer table and the checklist (`summary` and `fit`)."""
     from rich.table import Table
 
-    table = Table(
-        title=f"{fit.name} at width {fit.width:g}: {fit.params:,} params "
-        f"(< {args.max_params:,}), {format_macs(card.macs)} MACs per image"
-    )
+    from mnistlab.models.summary import LAYER_COLUMNS, layer_rows
+
+    table = Table(title=title)
     for column in LAYER_COLUMNS:
         table.add_column(column, justify="left" if column in ("layer", "type") else "right")
     for cells in layer_rows(card):
         table.add_row(*cells)
-    _console().print(table)
-    print(
-        f"use it: mnistlab train --model {fit.name} --max-params {args.max_params} "
-        f"(or --width {fit.width:g})"
+    console = _console()
+    console.print(table)
+    for item in items:
+        mark = "·" if item.ok is None else ("✓" if item.ok else "✗")
+        console.print(f"  {mark} {item.name}: {item.detail}", highlight=False)
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from mnistlab.models import create_model, fit_to_budget
+    from mnistlab.models.summary import checklist, format_macs, model_card, summary_record
+
+    options = dict(args.model_options or [])
+    if args.max_params is not None:
+        _check_count("--max-params", args.max_params)
+    for flag, value in (("--max-epochs", args.max_epochs), ("--epochs", args.epochs)):
+        if value is not None:
+            _check_count(flag, value)
+    if args.fit:
+        if args.max_params is None:
+            raise ConfigError("--fit needs --max-params N")
+        options = fit_to_budget(args.model, args.max_params, **options).options
+    card = model_card(create_model(args.model, **options))
+    items = checklist(
+        card,
+        max_params=args.max_params or 0,
+        epochs=args.epochs or TrainConfig().epochs,
+        max_epochs=args.max_epochs or 0,
     )
+    if args.json:
+        record = {"model": args.model, "options": options, **summary_record(card, items)}
+        print(json.dumps(record, indent=2))
+        return 0
+    _print_summary(
+        f"{args.model}: {card.params:,} params, {format_macs(card.macs)} MACs per image",
+        card,
+        items,
+    )
+    return 0
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from mnistlab.models import create_model, fit_to_budget
+    from mnistlab.models.summary import checklist, format_macs, model_card, summary_record
+
+    _check_count("--max-params", args.max_params)
+    options = dict(args.model_options or [])
+    fit = fit_to_budget(args.model, args.max_params, option=args.option, **options)
+    card = model_card(create_model(args.model, **fit.options))
+    items = checklist(card, max_params=args.max_params)
+    value = fit.options[fit.option]
+    if args.json:
+        record = {
+            "model": fit.name,
+            "max_params": args.max_params,
+            "option": fit.option,
+            fit.option: value,
+            **summary_record(card, items),
+            "options": fit.options,
+        }
+        if fit.option != "width":
+            record["width"] = fit.width  # the fitted value under its usual name, too
+        print(json.dumps(record, indent=2))
+        return 0
+    _print_summary(
+        f"{fit.name} at {fit.option} {value:g}: {fit.params:,} params "
+        f"(< {args.max_params:,}), {format_macs(card.macs)} MACs per image",
+        card,
+        items,
+    )
+    if fit.option == "width":
+        flags = f"--max-params {args.max_params} (or --width {value:g})"
+    else:
+        flags = f"--model-opt {fit.option}={value}"
+    print(f"use it: mnistlab train --model {fit.name} {flags}")
     return 0
 
 
@@ -191,6 +232,8 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("run configuration (override --config)")
     for spec in fields(TrainConfig):
         name, kind = spec.name, types[spec.name]
+        if name in INTERNAL_FIELDS:
+            continue
         flag = "--" + name.replace("_", "-")
         default = getattr(defaults, name)
         help_text = f"{FIELD_HELP.get(name, '')} (default: {default!r})"
@@ -227,30 +270,29 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """Defaults, then --recipe, then the --config file, then the flags given."""
-    values: dict[str, Any] = {}
+    """Defaults, then --recipe, then the --config file, then the flags given (`run.spec`)."""
+    from mnistlab.run import MODEL_SHORTCUTS, layer_config
+
+    layers: list[dict[str, Any]] = []
     if getattr(args, "recipe", None) is not None:
-        values.update(recipe_values(args.recipe))
+        layers.append({"recipe": args.recipe})
+    base_dir = None
     if args.config is not None:
-        values.update(TrainConfig.from_toml(args.config).to_dict())
-    field_set = {spec.name for spec in fields(TrainConfig)}
-    for name in field_set - {"model_options"}:
-        value = getattr(args, name, None)
-        if value is not None:
-            values[name] = value
-    options = dict(values.get("model_options", {}))
-    for key, value in getattr(args, "model_options", None) or []:
-        options[key] = value
-    for key, flag in (
-        ("dropout_p", "dropout"),
-        ("activation", "activation"),
-        ("use_bn", "use_bn"),
-        ("width", "width"),
-    ):
+        layers.append(TrainConfig.from_toml(args.config).to_dict())
+        if getattr(args, "model", None) is None:
+            base_dir = Path(args.config).parent  # a model file named in it is relative to it
+    flags: dict[str, Any] = {}
+    for spec in fields(TrainConfig):
+        value = getattr(args, spec.name, None)
+        if spec.name != "model_options" and value is not None:
+            flags[spec.name] = value
+    flags["model_options"] = dict(getattr(args, "model_options", None) or [])
+    for key in MODEL_SHORTCUTS:
+        flag = "dropout" if key == "dropout_p" else key
         if getattr(args, flag, None) is not None:
-            options[key] = getattr(args, flag)
-    values["model_options"] = options
-    return TrainConfig.from_dict(coerce(values, source="flags"))
+            flags[key] = getattr(args, flag)
+    layers.append(flags)
+    return layer_config(*layers, base_dir=base_dir, source="flags")
 
 
 def default_out_dir(name: str, root: Path = Path("runs")) -> Path:
@@ -358,7 +400,8 @@ def cmd_grid(args: argparse.Namespace) -> int:
         f"suite {suite.name}: {total} runs ({len(suite.cells)} configs x {seeds} seeds), "
         f"{added} newly queued, store {args.store}, {args.workers} worker(s)"
     )
-    return _run_and_report(store, suite.name, args, data_dir)
+    cells = {cell.config.config_hash() for cell in suite.runs(seeds)}
+    return _run_and_report(store, suite.name, args, data_dir, cells)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -370,7 +413,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return _run_and_report(store, args.suite, args, data_dir)
 
 
-def _run_and_report(store: Any, suite: str, args: argparse.Namespace, data_dir: Path) -> int:
+# exit code when --no-wait stops while other processes still hold runs
+EXIT_STILL_RUNNING = 3
+
+
+def _run_and_report(
+    store: Any, suite: str, args: argparse.Namespace, data_dir: Path, cells: Any = None
+) -> int:
+    """Exit 0 only when every asked cell (`cells`; `worker`: the whole study) is finished or
+    diverged; 1 when some failed; EXIT_STILL_RUNNING for --no-wait with runs held elsewhere."""
     from mnistlab.experiments.runner import run_grid
     from mnistlab.experiments.tracking import open_tracker
 
@@ -387,16 +438,33 @@ def _run_and_report(store: Any, suite: str, args: argparse.Namespace, data_dir: 
             tracker=tracker,
             fuse=args.fuse,
             fuse_max=args.fuse_max,
+            cells=cells,
+            wait=not args.no_wait,
         )
     finally:
         if tracker is not None:
             tracker.close()
+    retried = f", {outcome.retried} retried after a worker died" if outcome.retried else ""
     print(
         f"{suite}: {outcome.finished} finished, {outcome.diverged} diverged, "
-        f"{outcome.failed} failed in {outcome.seconds:.0f}s; "
+        f"{outcome.failed} failed in {outcome.seconds:.0f}s{retried}; "
         f"see `mnistlab results --store {store.url} --suite {suite}`"
     )
-    return 0 if outcome.failed == 0 else 1
+    state = outcome.progress
+    print(f"{suite}: {state.done} of {state.total} runs done (finished or diverged)")
+    for line in state.failed:
+        print(f"  failed, not queued: {line}")
+    if state.failed:
+        print(f"  run `mnistlab grid` again to retry the {len(state.failed)} failed run(s)")
+        return 1
+    if not state.complete:
+        print(f"{suite}: still running elsewhere (--no-wait):")
+        for holder in state.held:
+            print(f"  {holder.describe()}")
+        if state.waiting:
+            print(f"  {state.waiting} run(s) queued")
+        return EXIT_STILL_RUNNING
+    return 0
 
 
 def cmd_results(args: argparse.Namespace) -> int:
@@ -416,7 +484,9 @@ def cmd_results(args: argparse.Namespace) -> int:
         return 0
     if args.csv:
         writer = csv.DictWriter(
-            sys.stdout, fieldnames=[*RUN_FIELDS, "trial", "aliases"], lineterminator="\n"
+            sys.stdout,
+            fieldnames=[*RUN_FIELDS, "trial", "aliases", "held_by", "heartbeat_age"],
+            lineterminator="\n",
         )
         writer.writeheader()
         writer.writerows(runs)
@@ -475,6 +545,21 @@ def cmd_results(args: argparse.Namespace) -> int:
     for run in runs:
         counts[run["state"]] = counts.get(run["state"], 0) + 1
     console.print("runs: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    from mnistlab.experiments.store import GRACE_SECONDS
+
+    for run in sorted(runs, key=lambda r: r["trial"]):
+        if run["state"] != "running":
+            continue
+        age = run["heartbeat_age"]
+        beat = (
+            "no heartbeat"
+            if age is None
+            else f"heartbeat {age:.0f}s ago (stale after {GRACE_SECONDS}s)"
+        )
+        held = run["held_by"] or "unknown holder"
+        console.print(
+            f"  running: {run['name']} s{run['seed']} (trial {run['trial']}): {held}, {beat}"
+        )
     return 0
 
 
@@ -511,6 +596,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
             data_dir=data_dir,
             runs_root=Path(args.runs_dir),
             tracker=tracker,
+            wait=not args.no_wait,
         )
     finally:
         if tracker is not None:
@@ -518,6 +604,15 @@ def cmd_tune(args: argparse.Namespace) -> int:
     for line in format_outcome(outcome):
         print(line)
     print(f"all trials: `mnistlab results --store {store.url} --suite {study} --runs`")
+    # exit 0 only when the study holds its total, each finished, pruned or diverged
+    if outcome.held:
+        print(f"study {study}: still running elsewhere (--no-wait):")
+        for holder in outcome.held:
+            print(f"  {holder.describe()}")
+        return EXIT_STILL_RUNNING
+    if outcome.failed:
+        print(f"study {study}: {outcome.failed} trial(s) failed with an error (see above)")
+        return 1
     return 0
 
 
@@ -562,6 +657,8 @@ def _load_for_inference(args: argparse.Namespace) -> tuple[Any, Any, str]:
 
         loaded = load_checkpoint(args.checkpoint)
         model, config = loaded.model, loaded.config
+        for note in loaded.warnings:
+            print(f"mnistlab: warning: {note}", file=sys.stderr)
         val = loaded.info.get("val_acc")
         detail = f", val {val:.2f}%" if isinstance(val, int | float) else ""
         source = str(args.checkpoint)
@@ -827,23 +924,49 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--json", action="store_true", help="print a JSON list")
     sub.set_defaults(handler=cmd_models)
 
+    def model_option_flag(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--model-opt",
+            dest="model_options",
+            action="append",
+            type=_parse_option,
+            metavar="KEY=VALUE",
+            help="model option, e.g. use_bn=false (repeatable)",
+        )
+
+    sub = commands.add_parser(
+        "summary",
+        help="per-layer table, receptive field, MACs and the budget checklist of any model",
+        description="Trace one forward pass of MODEL and print each layer's output shape, "
+        "params, receptive field and MACs, the totals, and the checks the seed authors do by "
+        "hand: params under budget, BatchNorm, dropout, a GAP head, the receptive field at "
+        f"the head vs 28. {MODEL_REFERENCE_HELP}",
+    )
+    sub.add_argument("model", metavar="MODEL", help=MODEL_REFERENCE_HELP)
+    sub.add_argument("--max-params", type=int, help="check params < N")
+    sub.add_argument("--fit", action="store_true", help="first scale its width under --max-params")
+    sub.add_argument(
+        "--epochs",
+        type=int,
+        help=f"planned epochs, for --max-epochs (default: {TrainConfig().epochs})",
+    )
+    sub.add_argument("--max-epochs", type=int, help="check planned --epochs <= E")
+    model_option_flag(sub)
+    sub.add_argument("--json", action="store_true", help="print one JSON object")
+    sub.set_defaults(handler=cmd_summary)
+
     sub = commands.add_parser(
         "fit",
-        help="scale a model's width to the largest model under a parameter budget",
-        description="Find the widest MODEL (one width multiplier, on a 0.01 grid) with fewer "
-        "than N params and print its per-layer table. `train --max-params N` does the same "
-        "at training time.",
+        help="scale a model's width (or another numeric option) to fit a parameter budget",
+        description="Find the largest value of a numeric option of MODEL (its width by "
+        "default; a float on a 0.01 grid, an int in steps of 1) with fewer than N params and "
+        "print the per-layer table. `train --max-params N` does the same for the width at "
+        f"training time. {MODEL_REFERENCE_HELP}",
     )
-    sub.add_argument("--model", required=True, help="registered model name (see `mnistlab models`)")
+    sub.add_argument("--model", required=True, help=MODEL_REFERENCE_HELP)
     sub.add_argument("--max-params", type=int, required=True, help="the budget: params < N")
-    sub.add_argument(
-        "--model-opt",
-        dest="model_options",
-        action="append",
-        type=_parse_option,
-        metavar="KEY=VALUE",
-        help="model option kept while fitting, e.g. use_bn=false (repeatable)",
-    )
+    sub.add_argument("--option", help="numeric option to scale (default: width)")
+    model_option_flag(sub)
     sub.add_argument("--json", action="store_true", help="print one JSON document")
     sub.set_defaults(handler=cmd_fit)
 
@@ -903,6 +1026,12 @@ def build_parser() -> argparse.ArgumentParser:
             help="at most this many runs trained together (default: 8)",
         )
         sub.add_argument("--no-progress", action="store_true", help="no progress bars")
+        sub.add_argument(
+            "--no-wait",
+            action="store_true",
+            help="with nothing left to claim, exit (code 3) instead of waiting for runs other "
+            "processes hold",
+        )
         data_flags(sub)
 
     sub = commands.add_parser(
@@ -970,6 +1099,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--train-subset", type=int, help="train on the first N images (quick runs)")
     sub.add_argument("--device", help="override the device (auto, cpu, cuda, mps)")
+    sub.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="with every trial slot taken, exit (code 3) instead of waiting for trials other "
+        "processes hold",
+    )
     sub.add_argument(
         "--track",
         choices=("mlflow",),
@@ -1085,7 +1220,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--verbose", action="store_true", help="log every request")
     sub.set_defaults(handler=cmd_serve)
     sub = commands.add_parser("bench", help="time the seeds' pipeline and mnistlab's side by side")
-    sub.add_argument("--model", default="tiny", help="model to train (default: tiny)")
+    sub.add_argument(
+        "--model", default="tiny", help="model to train (default: tiny); " + MODEL_REFERENCE_HELP
+    )
     sub.add_argument("--batch-size", type=int, default=128, help="batch size (default: 128)")
     sub.add_argument(
         "--seconds",

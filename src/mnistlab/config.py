@@ -35,6 +35,9 @@ class TrainConfig:
     model: str = "tiny"
     model_options: dict[str, Any] = field(default_factory=dict)
     max_params: int = 0  # > 0: scale the model's width to the largest model under this budget
+    # sha256 of a user model's source (file or module; "" for a registered model): pinned when
+    # the config is made (`run.spec`), so a changed file is a different run and is not loaded
+    model_sha256: str = ""
     # -- optimisation --
     optimizer: str = "sgd"
     lr: float = 0.05
@@ -106,6 +109,13 @@ class TrainConfig:
         data = self.to_dict()
         for key in ("name", "desc", "device", "monitor_test"):
             data.pop(key)
+        if not self.model_sha256:
+            data.pop("model_sha256")  # registered models hash as before the field existed
+        else:
+            # a user file is the same computation wherever it lies: its name and content count,
+            # not the folder it was checked out to
+            path, _, attribute = self.model.rpartition(":")
+            data["model"] = f"{Path(path).name}:{attribute}"
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -252,7 +262,9 @@ def field_names() -> list[str]:
 FIELD_HELP: dict[str, str] = {
     "name": "run name, stored in the config",
     "desc": "free-text description, stored in the config",
-    "model": "registered model name (see `mnistlab models`)",
+    "model": "registered model name (see `mnistlab models`), path/to/nets.py:Net or "
+    "package.module:make_net (a class or function returning an nn.Module)",
+    "model_sha256": "sha256 of a user model's source, pinned when the run is configured",
     "model_options": "model options as KEY=VALUE (repeatable), e.g. dropout_p=0.05",
     "max_params": "scale the model's width to the largest model under this many params (0 = off)",
     "optimizer": f"one of {', '.join(OPTIMIZERS)}",

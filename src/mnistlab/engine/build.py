@@ -12,7 +12,7 @@ def build_model(config: TrainConfig) -> nn.Module:
     options = dict(config.model_options)
     if config.max_params > 0:
         options = fit_to_budget(config.model, config.max_params, **options).options
-    return create_model(config.model, **options)
+    return create_model(config.model, model_sha256=config.model_sha256, **options)
 
 
 __all__ = ["build_model", "count_params"]

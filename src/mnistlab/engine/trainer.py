@@ -29,6 +29,7 @@ from mnistlab.engine.device import resolve_device
 from mnistlab.engine.loop import EpochStats, evaluate, train_one_epoch
 from mnistlab.engine.optim import Schedule, create_optimizer
 from mnistlab.fsutil import atomic_torch_save, atomic_write_text
+from mnistlab.models.reference import SOURCE_COPY, parse_reference, source_of
 
 EPOCH_FIELDS = (
     "epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "test_acc",
@@ -86,16 +87,33 @@ def train_run(
     progress: bool = True,
     on_epoch: EpochCallback | None = None,
     log: Callable[[str], None] | None = print,
+    model: nn.Module | None = None,
+    model_source: str | None = None,
 ) -> RunResult:
-    """Train `config` on `splits` and return its summary; write the run directory if `out_dir`."""
+    """Train `config` on `splits` and return its summary; write the run directory if `out_dir`.
+
+    `model`: train this module (built by the caller, e.g. from a notebook) instead of building
+    `config.model`; `model_source`: its source, copied into the run directory (a file or module
+    reference's source is copied without being asked)."""
     device = resolve_device(config.device)
     splits = splits.to(device)
     generator = torch.Generator().manual_seed(config.seed)
+    if out_dir is not None:
+        write_model_source(out_dir, config, model_source)
     # fork_rng keeps the caller's global RNG untouched while init and dropout draw from it
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        model = build_model(config).to(device)
+        model = (build_model(config) if model is None else model).to(device)
         return _train(config, model, splits, device, generator, out_dir, progress, on_epoch, log)
+
+
+def write_model_source(out_dir: Path, config: TrainConfig, source: str | None = None) -> None:
+    """Copy a user model's source beside its weights (provenance; `eval` falls back to it)."""
+    if source is None and config.model_sha256:
+        source, _ = source_of(parse_reference(config.model))
+    if source:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out_dir / SOURCE_COPY, source)
 
 
 def _train(

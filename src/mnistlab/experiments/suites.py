@@ -28,10 +28,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from mnistlab.config import TrainConfig, coerce, read_toml
+from mnistlab.config import TrainConfig, read_toml
 from mnistlab.engine.build import build_model
 from mnistlab.errors import ConfigError, choices_error
-from mnistlab.recipes import recipe_values
+from mnistlab.run import layer_config, merge_tables
 
 SUITE_KEYS = ("name", "description", "seeds", "base", "groups")
 GROUP_KEYS = ("name", "description", "set", "variants", "axes", "axis_labels")
@@ -83,7 +83,8 @@ def load_suite(name_or_path: str | Path) -> Suite:
         raise choices_error("suite", text, [*builtins, "PATH.toml"])
     data = read_toml(path)
     try:
-        return parse_suite(data, source=str(path))
+        # a model file named in the suite is relative to the suite's folder
+        return parse_suite(data, source=str(path), base_dir=path.parent)
     except ConfigError as error:
         raise ConfigError(_with_line(str(error), path)) from None
 
@@ -103,7 +104,7 @@ def _with_line(message: str, path: Path) -> str:
     return message
 
 
-def parse_suite(data: dict[str, Any], *, source: str) -> Suite:
+def parse_suite(data: dict[str, Any], *, source: str, base_dir: Path | None = None) -> Suite:
     _check_keys(data, SUITE_KEYS, source)
     name = data.get("name")
     if not isinstance(name, str) or not name:
@@ -117,7 +118,7 @@ def parse_suite(data: dict[str, Any], *, source: str) -> Suite:
         where = f"{source} groups[{index}]"
         group = _table(group, where)
         _check_keys(group, GROUP_KEYS, where)
-        cells.extend(_expand_group(base, group, where))
+        cells.extend(_expand_group(base, group, where, base_dir))
     names = [c.name for c in cells]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -128,11 +129,13 @@ def parse_suite(data: dict[str, Any], *, source: str) -> Suite:
     return Suite(name, str(data.get("description", "")), tuple(cells), source, seeds=seeds)
 
 
-def _expand_group(base: dict[str, Any], group: dict[str, Any], where: str) -> list[Cell]:
+def _expand_group(
+    base: dict[str, Any], group: dict[str, Any], where: str, base_dir: Path | None
+) -> list[Cell]:
     group_name = group.get("name")
     if not isinstance(group_name, str) or not group_name:
         raise ConfigError(f"{where}: 'name' must be a non-empty string")
-    shared = _merge(base, _table(group.get("set", {}), f"{where}.set"))
+    shared = merge_tables(base, _table(group.get("set", {}), f"{where}.set"))
     variants = group.get("variants") or [{}]
     if not isinstance(variants, list):
         raise ConfigError(f"{where}: 'variants' must be a list of tables")
@@ -146,47 +149,25 @@ def _expand_group(base: dict[str, Any], group: dict[str, Any], where: str) -> li
         variant = dict(_table(variant, f"{where}.variants"))
         variant_name = variant.pop("name", "")
         for point in itertools.product(*axes.values()):
-            values = _merge(shared, variant)
+            values = merge_tables(shared, variant)
             suffix = []
             for key, value in zip(axes, point, strict=True):
-                values = _merge(values, {key: value})
+                values = merge_tables(values, {key: value})
                 suffix.append(f"{labels.get(key, key)}{_label(value)}")
             name = "_".join(part for part in (group_name, variant_name, *suffix) if part)
             values.setdefault("name", name)
-            cells.append(Cell(name, _config(values, f"{where} ({name})")))
+            cells.append(Cell(name, _config(values, f"{where} ({name})", base_dir)))
     return cells
 
 
-def _config(values: dict[str, Any], where: str) -> TrainConfig:
-    # model-option shortcuts (use_bn, dropout_p, activation, width) may be written at top level
-    values = dict(values)
-    if "recipe" in values:
-        recipe = values.pop("recipe")
-        try:
-            values = _merge(recipe_values(recipe), values)
-        except ConfigError as error:
-            raise ConfigError(f"{where}: {error}") from None
-    options = dict(values.pop("model_options", {}))
-    for key in ("use_bn", "dropout_p", "activation", "width"):
-        if key in values:
-            options[key] = values.pop(key)
-    values["model_options"] = options
-    config = TrainConfig.from_dict(coerce(values, source=where))
+def _config(values: dict[str, Any], where: str, base_dir: Path | None) -> TrainConfig:
+    # recipe expansion, model-option shortcuts and model references: the one spec of a run
+    config = layer_config(values, base_dir=base_dir, source=where)
     try:
         build_model(config)  # a bad model name or option fails here, not hours into the grid
     except ConfigError as error:
         raise ConfigError(f"{where}: {error}") from None
     return config
-
-
-def _merge(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(first)
-    for key, value in second.items():
-        if key == "model_options" and isinstance(value, dict):
-            merged[key] = {**merged.get(key, {}), **value}
-        else:
-            merged[key] = value
-    return merged
 
 
 def _label(value: Any) -> str:

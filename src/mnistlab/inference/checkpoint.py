@@ -22,6 +22,13 @@ from mnistlab.config import TrainConfig
 from mnistlab.engine.build import build_model
 from mnistlab.engine.trainer import CHECKPOINT_FORMAT
 from mnistlab.errors import ConfigError, MnistlabError
+from mnistlab.models.reference import (
+    SOURCE_COPY,
+    ModelRef,
+    file_sha256,
+    parse_reference,
+    source_of,
+)
 
 __all__ = ["MAX_CHECKPOINT_BYTES", "LoadedModel", "load_checkpoint", "model_from_bytes"]
 
@@ -37,6 +44,7 @@ class LoadedModel:
     config: TrainConfig
     source: str
     info: dict[str, Any] = field(default_factory=dict)  # epoch, val_acc, ... when stored
+    warnings: tuple[str, ...] = ()  # e.g. the model file changed since training
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> LoadedModel:
@@ -82,7 +90,7 @@ def model_from_bytes(data: bytes, name: str) -> LoadedModel:
         raise ConfigError(f"checkpoint {name}: has no state_dict of named tensors")
     try:
         config = TrainConfig.from_dict(config_data, source=name)
-        model = build_model(config)
+        model, notes = _build_user_aware(config, name)
     except MnistlabError as error:
         raise ConfigError(f"checkpoint {name}: bad stored config: {error}") from None
     _check_state(model, state, name, config.model)
@@ -92,7 +100,45 @@ def model_from_bytes(data: bytes, name: str) -> LoadedModel:
         raise ConfigError(f"checkpoint {name}: weights do not fit: {_first_line(error)}") from None
     model.eval()
     info = {k: payload[k] for k in ("epoch", "val_acc") if isinstance(payload.get(k), int | float)}
-    return LoadedModel(model=model, config=config, source=name, info=info)
+    return LoadedModel(model=model, config=config, source=name, info=info, warnings=notes)
+
+
+def _build_user_aware(config: TrainConfig, name: str) -> tuple[nn.Module, tuple[str, ...]]:
+    """Build the checkpoint's model. A user model file that changed since training (or is gone)
+    is replaced by the copy saved in the run directory when that copy is the trained code."""
+    if not config.model_sha256:
+        return build_model(config), ()
+    ref = parse_reference(config.model)
+    current = _current_sha(ref)
+    if current == config.model_sha256:
+        return build_model(config), ()
+    state = "is missing" if current is None else "changed"
+    copy = Path(name).parent / SOURCE_COPY
+    if ref.kind == "file" and copy.is_file() and file_sha256(copy) == config.model_sha256:
+        note = (
+            f"model file {ref.path} {state} since this run was trained; using the copy saved "
+            f"with the run ({copy})"
+        )
+        return build_model(config.replace(model=f"{copy.resolve()}:{ref.attribute}")), (note,)
+    if current is None:
+        raise ConfigError(
+            f"model {config.model!r} is missing and no {SOURCE_COPY} with its trained code "
+            "lies beside the checkpoint"
+        )
+    note = (
+        f"model {config.model!r} changed since this run was trained (sha256 "
+        f"{config.model_sha256[:12]} then, {current[:12]} now); building it from today's code"
+    )
+    return build_model(config.replace(model_sha256="")), (note,)
+
+
+def _current_sha(ref: ModelRef) -> str | None:
+    if ref.kind == "file" and not ref.path.is_file():
+        return None
+    try:
+        return source_of(ref)[1]
+    except ConfigError:
+        return None
 
 
 def _safe_load(data: bytes, name: str) -> Any:

@@ -1,39 +1,70 @@
-"""Fit a model family to a parameter budget by scaling its width multiplier."""
+"""Fit a model to a parameter budget by scaling one numeric option (its width by default)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mnistlab.errors import ConfigError
 from mnistlab.models.blocks import count_params
-from mnistlab.models.registry import create_model
+from mnistlab.models.registry import create_model, model_options
+
+FLOAT_STEPS = (1, 400)  # a float option is searched on a 0.01 grid, 0.01 .. 4.0
+INT_RANGE = (1, 4096)
 
 
 @dataclass(frozen=True)
 class BudgetFit:
     name: str
-    width: float
+    width: float  # the fitted option's value (named for the usual option, `width`)
     params: int
     options: dict[str, Any]
+    option: str = "width"
+    tried: dict[Any, int] = field(default_factory=dict, compare=False, repr=False)
 
 
-def fit_to_budget(name: str, max_params: int, **options: Any) -> BudgetFit:
-    """The widest `name` (width on a 0.01 grid) with fewer than `max_params` parameters.
+def fit_to_budget(
+    name: str, max_params: int, *, option: str | None = None, **options: Any
+) -> BudgetFit:
+    """The largest value of a numeric option of `name` with fewer than `max_params` params.
 
-    Channel counts are rounded, so params(width) is a step function that is non-decreasing in
-    width; a bisection over the grid therefore finds the largest admissible width.
+    `option` defaults to `width`. Channel counts are rounded, so params(value) is a step
+    function, non-decreasing in the value; a bisection over the grid (0.01 steps for a float,
+    1 for an int) therefore finds the largest admissible value. A model whose count does not
+    grow with the option gets the largest value of the range: say so by checking `params`.
     """
-    options = {k: v for k, v in options.items() if k != "width"}
+    defaults = model_options(name)
+    numeric = [k for k, v in defaults.items() if type(v) in (int, float)]
+    if option is None:
+        if "width" not in defaults:
+            raise ConfigError(
+                f"model {name!r} has no numeric option to scale; add one to its signature "
+                "(e.g. `width: float = 1.0` multiplying its channel counts), or name one with "
+                f"--option (numeric options: {', '.join(numeric) or 'none'})"
+            )
+        option = "width"
+    if option not in numeric:
+        raise ConfigError(
+            f"model {name!r}: option {option!r} is not a numeric option; numeric options: "
+            f"{', '.join(numeric) or 'none (add e.g. `width: float = 1.0`)'}"
+        )
+    is_int = type(defaults[option]) is int
+    options = {k: v for k, v in options.items() if k != option}
+    tried: dict[int, int] = {}
+
+    def value_at(step: int) -> Any:
+        return step if is_int else step / 100
 
     def params_at(step: int) -> int:
-        return count_params(create_model(name, **options, width=step / 100))
+        if step not in tried:
+            tried[step] = count_params(create_model(name, **options, **{option: value_at(step)}))
+        return tried[step]
 
-    low, high = 1, 400  # widths 0.01 .. 4.0
+    low, high = INT_RANGE if is_int else FLOAT_STEPS
     if params_at(low) >= max_params:
         raise ConfigError(
-            f"model {name!r} cannot fit under {max_params:,} params (smallest width has "
-            f"{params_at(low):,})"
+            f"model {name!r} cannot fit under {max_params:,} params (smallest {option} "
+            f"{value_at(low)} has {params_at(low):,})"
         )
     if params_at(high) < max_params:
         low = high
@@ -43,5 +74,12 @@ def fit_to_budget(name: str, max_params: int, **options: Any) -> BudgetFit:
             low = middle
         else:
             high = middle - 1
-    width = low / 100
-    return BudgetFit(name, width, params_at(low), {**options, "width": width})
+    value = value_at(low)
+    return BudgetFit(
+        name,
+        float(value),
+        params_at(low),
+        {**options, option: value},
+        option,
+        {value_at(k): v for k, v in tried.items()},
+    )

@@ -16,6 +16,13 @@ from torch import nn
 
 from mnistlab.errors import ConfigError, choices_error
 from mnistlab.models.blocks import count_params
+from mnistlab.models.reference import (
+    call_factory,
+    check_model,
+    factory_options,
+    load_attribute,
+    parse_reference,
+)
 
 Factory = Callable[..., nn.Module]
 F = TypeVar("F", bound=Factory)
@@ -75,8 +82,12 @@ def _entry(name: str) -> _Entry:
 
 
 def _check_type(model: str, option: str, value: Any, default: Any) -> Any:
-    """Coerce/validate `value` against the type of the option's default (ints pass as floats)."""
+    """Coerce/validate `value` against the type of the option's default (ints pass as floats).
+
+    A user model's option whose default is not a plain value (None, a tuple...) is not checked."""
     expected = type(default)
+    if expected not in (bool, int, float, str):
+        return value
     ok: bool
     if expected is bool:
         ok = isinstance(value, bool)
@@ -95,22 +106,47 @@ def _check_type(model: str, option: str, value: Any, default: Any) -> Any:
     return value
 
 
-def create_model(name: str, **options: Any) -> nn.Module:
-    """Build a registered model; a bad name, unknown option or ill-typed value is a ConfigError."""
-    entry = _entry(name)
-    unknown = sorted(set(options) - set(entry.defaults))
+def create_model(name: str, *, model_sha256: str = "", **options: Any) -> nn.Module:
+    """Build a model from a registered name or a reference (`nets.py:Net`, `pkg.mod:make_net`).
+
+    A bad name, unknown option or ill-typed value is a ConfigError; a reference's model is
+    also checked (trainable parameters, [N, 10] output). `model_sha256`, when given, is the
+    content the file must still have."""
+    ref = parse_reference(name)
+    if ref.kind == "registry":
+        entry = _entry(name)
+        defaults, required, factory = entry.defaults, (), entry.factory
+    else:
+        factory = load_attribute(ref, model_sha256)
+        defaults, required = factory_options(factory)
+    unknown = sorted(set(options) - set(defaults) - set(required))
     if unknown:
-        accepted = ", ".join(sorted(entry.defaults)) or "(none)"
+        accepted = ", ".join(sorted([*defaults, *required])) or "(none)"
         raise ConfigError(
             f"unknown option {unknown[0]!r} for model {name!r}; accepted options: {accepted}"
         )
-    checked = {k: _check_type(name, k, v, entry.defaults[k]) for k, v in options.items()}
-    return entry.factory(**checked)
+    missing = [key for key in required if key not in options]
+    if missing:
+        raise ConfigError(
+            f"model {name!r}: option {missing[0]!r} has no default; give it with "
+            f"--model-opt {missing[0]}=VALUE"
+        )
+    checked = {
+        k: _check_type(name, k, v, defaults[k]) if k in defaults else v for k, v in options.items()
+    }
+    if ref.kind == "registry":
+        return factory(**checked)
+    model = call_factory(name, factory, checked)
+    check_model(name, model)
+    return model
 
 
 def model_options(name: str) -> dict[str, Any]:
     """The options `name` accepts, with their defaults (a copy: safe to mutate)."""
-    return dict(_entry(name).defaults)
+    ref = parse_reference(name)
+    if ref.kind == "registry":
+        return dict(_entry(name).defaults)
+    return factory_options(load_attribute(ref))[0]
 
 
 def model_names() -> list[str]:

@@ -34,6 +34,13 @@ from mnistlab.experiments.results import config_rows, stat
 from mnistlab.experiments.store import RunRecord, RunStore, sqlite_path
 from mnistlab.fsutil import atomic_write_text
 from mnistlab.models import fit_to_budget
+from mnistlab.models.summary import (
+    LAYER_COLUMNS,
+    ModelCard,
+    format_macs,
+    layer_rows,
+    model_card,
+)
 from mnistlab.reports import plots
 from mnistlab.reports.constraints import Budget, Check, checklist_table, checks
 from mnistlab.reports.diagnostics import pick_test_images, predict_test, resolve_run_dir
@@ -45,13 +52,6 @@ from mnistlab.reports.document import (
     Table,
     render_html,
     render_markdown,
-)
-from mnistlab.reports.modelcard import (
-    LAYER_COLUMNS,
-    ModelCard,
-    format_macs,
-    layer_rows,
-    model_card,
 )
 from mnistlab.reports.tables import (
     ConfigGroup,

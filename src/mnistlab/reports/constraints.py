@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mnistlab.experiments.store import RunRecord
+from mnistlab.models.summary import DENSE_HEAD_LIMIT, ModelCard
 from mnistlab.reports.document import Table
-from mnistlab.reports.modelcard import DENSE_HEAD_LIMIT, ModelCard
 from mnistlab.reports.tables import ConfigGroup
 
 CONSISTENT_EPOCHS = 3

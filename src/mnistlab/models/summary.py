@@ -1,4 +1,6 @@
-"""Model card: a per-layer table computed from the model itself by one traced forward pass.
+"""Model summary: a per-layer table computed from any model by one traced forward pass, and
+the checklist the seed authors verify by hand (budget, BatchNorm, dropout, GAP head, receptive
+field). `mnistlab summary`, `fit` and the report's model cards all use this one implementation.
 
 Forward hooks on the leaf modules give each layer's output shape, parameters and MACs. The
 receptive field is tracked per tensor, not per module, so reused modules (one MaxPool called
@@ -19,7 +21,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from mnistlab.models import count_params
+from mnistlab.models.blocks import count_params
 
 INPUT_SHAPE = (1, 1, 28, 28)
 GLOBAL = math.inf  # receptive field of a global pool: the whole input
@@ -246,3 +248,79 @@ def layer_rows(card: ModelCard) -> list[list[str]]:
         ]
         for index, row in enumerate(card.rows, start=1)
     ]
+
+
+@dataclass(frozen=True)
+class CheckItem:
+    """One line of the checklist; `ok` is None for a line that is information only."""
+
+    name: str
+    ok: bool | None
+    detail: str
+
+
+def head_receptive_field(card: ModelCard) -> float:
+    """What the features reaching the head see: the largest receptive field short of a global
+    pool (which sees everything by definition, whatever the convolutions before it saw)."""
+    return max((r.receptive_field for r in card.rows if r.receptive_field != GLOBAL), default=1.0)
+
+
+def checklist(
+    card: ModelCard,
+    *,
+    max_params: int = 0,
+    epochs: int = 0,
+    max_epochs: int = 0,
+    input_size: int = INPUT_SHAPE[-1],
+) -> list[CheckItem]:
+    """The seeds' hand checks on a model; budget lines only when a budget is given."""
+    items = []
+    if max_params:
+        items.append(
+            CheckItem(f"params < {max_params:,}", card.params < max_params, f"{card.params:,}")
+        )
+    if max_epochs:
+        items.append(CheckItem(f"epochs ≤ {max_epochs}", 0 < epochs <= max_epochs, str(epochs)))
+    dense = card.largest_linear
+    head = f"largest Linear {dense:,} weights" if dense else "no Linear layer"
+    rf = head_receptive_field(card)
+    items += [
+        CheckItem("BatchNorm", card.has_bn, "present" if card.has_bn else "none"),
+        CheckItem(
+            "dropout",
+            bool(card.dropout_ps),
+            f"p={max(card.dropout_ps):g}" if card.dropout_ps else "none",
+        ),
+        CheckItem(
+            f"GAP head (no dense > {DENSE_HEAD_LIMIT:,})",
+            card.gap_head,
+            ("global pool, " if card.has_global_pool else "no global pool, ") + head,
+        ),
+        CheckItem(
+            f"receptive field at the head ≥ {input_size}",
+            rf >= input_size,
+            format_rf(rf, input_size),
+        ),
+    ]
+    return items
+
+
+def summary_record(card: ModelCard, items: list[CheckItem]) -> dict[str, Any]:
+    """The summary as plain JSON values (`mnistlab summary --json`, `fit --json`)."""
+    return {
+        "params": card.params,
+        "macs": card.macs,
+        "state_kb": round(card.state_kb, 2),
+        "layers": [
+            {
+                "layer": row.name,
+                "type": row.kind,
+                "output": list(row.output_shape),
+                "params": row.params,
+                "receptive_field": None if row.receptive_field == GLOBAL else row.receptive_field,
+                "macs": row.macs,
+            }
+            for row in card.rows
+        ],
+        "checks": [{"check": i.name, "ok": i.ok, "detail": i.detail} for i in items],
+    }
