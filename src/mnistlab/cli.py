@@ -21,6 +21,7 @@ from mnistlab.config import FIELD_HELP, TrainConfig
 from mnistlab.errors import ConfigError, MnistlabError
 from mnistlab.experiments import DEFAULT_STORE
 from mnistlab.recipes import RECIPES
+from mnistlab.run.directory import check_out_dir, default_out_dir
 
 Handler = Callable[[argparse.Namespace], int]
 MODEL_REFERENCE_HELP = (
@@ -293,21 +294,6 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             flags[key] = getattr(args, flag)
     layers.append(flags)
     return layer_config(*layers, base_dir=base_dir, source="flags")
-
-
-def default_out_dir(name: str, root: Path = Path("runs")) -> Path:
-    """runs/NAME, or runs/NAME-2, -3 ... so an earlier run is never overwritten."""
-    candidate = root / name
-    index = 2
-    while candidate.exists():
-        candidate = root / f"{name}-{index}"
-        index += 1
-    return candidate
-
-
-def check_out_dir(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ConfigError(f"--out {out} exists and is not empty; choose a new directory")
 
 
 def cmd_train(args: argparse.Namespace) -> int:

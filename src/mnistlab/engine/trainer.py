@@ -36,6 +36,7 @@ EPOCH_FIELDS = (
 )  # fmt: skip
 CHECKPOINT_FORMAT = "mnistlab-checkpoint-1"
 DIVERGED_LOSS = 100.0
+MISSING_SOURCE = "unavailable: Python could not find the model's source (defined interactively?)"
 
 
 @dataclass
@@ -87,13 +88,14 @@ def train_run(
     progress: bool = True,
     on_epoch: EpochCallback | None = None,
     log: Callable[[str], None] | None = print,
-    model: nn.Module | None = None,
+    model: nn.Module | Callable[[], nn.Module] | None = None,
     model_source: str | None = None,
 ) -> RunResult:
     """Train `config` on `splits` and return its summary; write the run directory if `out_dir`.
 
-    `model`: train this module (built by the caller, e.g. from a notebook) instead of building
-    `config.model`; `model_source`: its source, copied into the run directory (a file or module
+    `model`: instead of building `config.model`, train this module (its initialisation is the
+    caller's) or call this builder under the config's seed (the Python API's classes and
+    factories); `model_source`: its source, copied into the run directory (a file or module
     reference's source is copied without being asked)."""
     device = resolve_device(config.device)
     splits = splits.to(device)
@@ -103,7 +105,11 @@ def train_run(
     # fork_rng keeps the caller's global RNG untouched while init and dropout draw from it
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        model = (build_model(config) if model is None else model).to(device)
+        if model is None:
+            model = build_model(config)
+        elif not isinstance(model, nn.Module):
+            model = model()
+        model = model.to(device)
         return _train(config, model, splits, device, generator, out_dir, progress, on_epoch, log)
 
 
@@ -360,6 +366,9 @@ class RunState:
             "mnistlab": __version__,
             "config_hash": config.config_hash(),
         }
+        if ":" in config.model:  # a user's model: where its code is kept, or that it is not
+            summary["model_sha256"] = config.model_sha256 or None
+            summary["model_source"] = SOURCE_COPY if config.model_sha256 else MISSING_SOURCE
         if self.out_dir is not None:
             atomic_write_text(self.out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         return RunResult(summary=summary, epochs=records)

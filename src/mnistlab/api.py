@@ -1,0 +1,306 @@
+"""The Python API, for notebooks and scripts: the same runs as the command line.
+
+    import mnistlab
+    mnistlab.summary("nets.py:Net", max_params=8000)
+    run = mnistlab.train(Net, epochs=15, train_subset=5000)     # a class, a factory,
+    run.val_acc, run.test_acc, run.best_epoch, run.history     # an nn.Module or a reference
+
+`train` builds its config with `run.spec` (defaults, then `recipe`, then keyword values, as the
+CLI does), holds out validation from the official training set with the config's split seed,
+selects the epoch on validation and evaluates the official test set once. A model given as an
+object rather than a reference is stored by its qualified name, with its source (when Python can
+find it) copied into the run directory; the run record says plainly when it cannot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from mnistlab.config import TrainConfig
+from mnistlab.errors import ConfigError
+from mnistlab.experiments import DEFAULT_STORE
+from mnistlab.models.budget import BudgetFit, fit_to_budget
+from mnistlab.models.reference import SOURCE_COPY, call_factory, check_model, factory_options
+from mnistlab.models.registry import create_model
+from mnistlab.models.summary import CheckItem, ModelCard, checklist, model_card, summary_record
+from mnistlab.run import layer_config
+from mnistlab.run.directory import check_out_dir, default_out_dir
+
+ModelLike = str | nn.Module | type[nn.Module] | Callable[..., nn.Module]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """One finished run: its config, summary (the run record) and per-epoch history."""
+
+    config: TrainConfig
+    summary: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    run_dir: Path | None = None
+
+    @property
+    def val_acc(self) -> float | None:
+        return self.summary.get("val_acc")
+
+    @property
+    def test_acc(self) -> float | None:
+        return self.summary.get("test_acc")
+
+    @property
+    def best_epoch(self) -> int:
+        return int(self.summary.get("best_epoch", 0))
+
+    @property
+    def params(self) -> int:
+        return int(self.summary.get("params", 0))
+
+    @property
+    def state(self) -> str:
+        return str(self.summary.get("state", ""))
+
+    def plot(self) -> Any:
+        """Loss and accuracy curves (train and val) per epoch, as a matplotlib Figure."""
+        import matplotlib.pyplot as plt
+
+        epochs = [row["epoch"] for row in self.history]
+        figure, (loss_axis, acc_axis) = plt.subplots(1, 2, figsize=(9, 3.2))
+        for key, label in (("train_loss", "train"), ("val_loss", "val")):
+            loss_axis.plot(epochs, [row[key] for row in self.history], marker=".", label=label)
+        for key, label in (("train_acc", "train"), ("val_acc", "val")):
+            acc_axis.plot(epochs, [row[key] for row in self.history], marker=".", label=label)
+        loss_axis.set(xlabel="epoch", ylabel="loss", title="loss")
+        acc_axis.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+        for axis in (loss_axis, acc_axis):
+            axis.legend()
+            axis.grid(alpha=0.3)
+        figure.tight_layout()
+        return figure
+
+    def __repr__(self) -> str:
+        if self.state != "finished":
+            return f"TrainResult({self.config.name}: {self.state}, run_dir={self.run_dir})"
+        return (
+            f"TrainResult({self.config.name}: {self.params:,} params, best epoch "
+            f"{self.best_epoch} (on val), val_acc {self.val_acc:.2f}%, test_acc "
+            f"{self.test_acc:.2f}%, run_dir={self.run_dir})"
+        )
+
+
+@dataclass(frozen=True)
+class Summary:
+    """`mnistlab summary` as an object: the per-layer card and the checklist."""
+
+    model: str
+    card: ModelCard
+    checks: list[CheckItem]
+
+    @property
+    def params(self) -> int:
+        return self.card.params
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, **summary_record(self.card, self.checks)}
+
+    def __str__(self) -> str:
+        from mnistlab.models.summary import LAYER_COLUMNS, layer_rows
+
+        rows = [list(LAYER_COLUMNS), *layer_rows(self.card)]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(LAYER_COLUMNS))]
+        lines = [
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows
+        ]
+        lines.append(f"total: {self.card.params:,} params, {self.card.macs:,} MACs per image")
+        for item in self.checks:
+            mark = "·" if item.ok is None else ("✓" if item.ok else "✗")
+            lines.append(f"{mark} {item.name}: {item.detail}")
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython / Jupyter display
+        printer.text(str(self))
+
+
+def _describe(model: Any) -> str:
+    target = model if inspect.isclass(model) or inspect.isfunction(model) else type(model)
+    return f"{target.__module__}:{target.__qualname__}"
+
+
+def _source(model: Any) -> str:
+    """The class's or function's source; "" when Python cannot find it (the run record says)."""
+    target = model if inspect.isclass(model) or inspect.isfunction(model) else type(model)
+    try:
+        return inspect.getsource(target)
+    except (OSError, TypeError):
+        return ""
+
+
+def _build_object(model: Any, options: dict[str, Any]) -> nn.Module | Callable[[], nn.Module]:
+    """An nn.Module as given, or a zero-argument builder the trainer calls under the seed."""
+    label = _describe(model)
+    if isinstance(model, nn.Module):
+        if options:
+            raise ConfigError(
+                f"model options {sorted(options)} need a class or factory, not a module"
+            )
+        check_model(label, model)
+        return model
+    if not callable(model):
+        raise ConfigError(
+            f"model must be a name, a reference like nets.py:Net, an nn.Module, an nn.Module "
+            f"class or a function returning one; got {type(model).__name__}"
+        )
+    defaults, required = factory_options(model)
+    unknown = sorted(set(options) - set(defaults) - set(required))
+    if unknown:
+        accepted = ", ".join(sorted([*defaults, *required])) or "(none)"
+        raise ConfigError(
+            f"unknown option {unknown[0]!r} for model {label!r}; accepted: {accepted}"
+        )
+    check_model(label, call_factory(label, model, options))  # fails now, not after data loads
+
+    def build() -> nn.Module:
+        return call_factory(label, model, options)
+
+    return build
+
+
+def train(
+    model: ModelLike = "tiny",
+    *,
+    recipe: str | None = None,
+    out: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    download: bool = True,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+    **config: Any,
+) -> TrainResult:
+    """Train one run, as `mnistlab train` does, and return its result.
+
+    `model`: a registered name, `path/nets.py:Net`, `pkg.mod:make_net`, an nn.Module subclass
+    or factory (built under the config's seed, `model_options=` passed to it), or an nn.Module
+    (trained as given: its initialisation is yours). `config`: any `TrainConfig` key
+    (`epochs=15`, `lr=0.05`, `train_subset=2000`, `width=0.5`, ...). `out`: the run
+    directory (default `runs/NAME`, never overwritten)."""
+    from mnistlab.data import load_mnist, split_mnist
+    from mnistlab.engine.trainer import train_run
+
+    layers: list[dict[str, Any]] = [{"recipe": recipe}] if recipe else []
+    built: nn.Module | Callable[[], nn.Module] | None = None
+    source: str | None = None
+    if isinstance(model, str):
+        layers.append({**config, "model": model})
+        run_config = layer_config(*layers, source="mnistlab.train")
+    else:
+        layers.append(config)
+        values = layer_config(*layers, source="mnistlab.train").to_dict()
+        if values["max_params"]:
+            raise ConfigError(
+                "max_params needs a model reference (name or nets.py:Net) so its width can be "
+                "scaled; for an object, use mnistlab.fit and pass the fitted options"
+            )
+        source = _source(model)
+        values["model"] = _describe(model)
+        values["model_sha256"] = hashlib.sha256(source.encode()).hexdigest() if source else ""
+        run_config = TrainConfig.from_dict(values)
+        built = _build_object(model, dict(run_config.model_options))
+    run_dir = Path(out) if out is not None else default_out_dir(run_config.name)
+    check_out_dir(run_dir)
+    data = load_mnist(Path(data_dir) if data_dir else None, download=download)
+    splits = split_mnist(
+        data,
+        val_size=run_config.val_size,
+        seed=run_config.split_seed,
+        train_subset=run_config.train_subset or None,
+    )
+    result = train_run(
+        run_config,
+        splits,
+        run_dir,
+        progress=progress,
+        log=log,
+        model=built,
+        model_source=source,
+    )
+    history = [record.as_row() for record in result.epochs]
+    return TrainResult(run_config, result.summary, history, run_dir)
+
+
+def summary(
+    model: ModelLike,
+    *,
+    max_params: int = 0,
+    epochs: int = 0,
+    max_epochs: int = 0,
+    **options: Any,
+) -> Summary:
+    """Per-layer table, totals and the seeds' checklist for any model (`mnistlab summary`)."""
+    if isinstance(model, str):
+        module = create_model(model, **options)
+        label = model
+    else:
+        built = _build_object(model, options)
+        module = built if isinstance(built, nn.Module) else built()
+        label = _describe(model)
+    card = model_card(module)
+    items = checklist(card, max_params=max_params, epochs=epochs, max_epochs=max_epochs)
+    return Summary(label, card, items)
+
+
+def fit(model: str, max_params: int, *, option: str | None = None, **options: Any) -> BudgetFit:
+    """The largest value of `option` (default `width`) keeping `model` under `max_params`."""
+    return fit_to_budget(model, max_params, option=option, **options)
+
+
+def grid(
+    suite: str | Path,
+    *,
+    store: str = DEFAULT_STORE,
+    seeds: int | None = None,
+    workers: int = 1,
+    runs_dir: str | Path = "runs",
+    data_dir: str | Path | None = None,
+    progress: bool = True,
+    **overrides: Any,
+) -> list[dict[str, Any]]:
+    """Run a suite's grid into the store (resumable, as `mnistlab grid`) and return its
+    per-config results (`results`). `overrides`: config values forced on every run, e.g.
+    `epochs=2, train_subset=2000`."""
+    from mnistlab.data import ensure_mnist
+    from mnistlab.experiments.runner import enqueue_suite, run_grid
+    from mnistlab.experiments.store import RunStore
+    from mnistlab.experiments.suites import load_suite
+
+    loaded = load_suite(suite).with_overrides(**overrides)
+    run_store = RunStore(store)
+    enqueue_suite(run_store, loaded, loaded.seeds if seeds is None else seeds)
+    directory = ensure_mnist(Path(data_dir) if data_dir else None)
+    run_grid(
+        run_store,
+        loaded.name,
+        workers=workers,
+        runs_root=Path(runs_dir),
+        data_dir=directory,
+        progress=progress,
+        log=lambda line: None,
+    )
+    return results(loaded.name, store=store)
+
+
+def results(suite: str, *, store: str = DEFAULT_STORE, runs: bool = False) -> list[dict[str, Any]]:
+    """Per-config rows (mean ± std over seeds), or per-run rows with `runs=True`."""
+    from mnistlab.experiments.results import config_rows, run_rows
+    from mnistlab.experiments.store import RunStore
+
+    run_store = RunStore(store, heartbeat=False)
+    records = run_store.records(run_store.study(suite, create=False))
+    return run_rows(records) if runs else config_rows(records)
+
+
+__all__ = ["SOURCE_COPY", "Summary", "TrainResult", "fit", "grid", "results", "summary", "train"]
