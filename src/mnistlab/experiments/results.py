@@ -70,6 +70,9 @@ def run_rows(records: list[RunRecord]) -> list[dict[str, Any]]:
                 "cell_id": record.cell_id,
                 "trial": record.number,
                 "aliases": list(record.aliases),
+                # a running run: who holds it ("host pid N") and its heartbeat's age in seconds
+                "held_by": record.owner.describe() if record.owner else None,
+                "heartbeat_age": record.heartbeat_age,
             }
         )
     return rows

@@ -3,8 +3,13 @@
 Only the coordinating process talks to the store, so workers on one machine never race for a
 run and the store sees one writer per machine. Workers are spawned processes sharing the cores
 (`torch.set_num_threads(cores // workers)`); each trains one claimed run at a time and streams
-its epochs back. A worker that dies leaves its run RUNNING without heartbeat: this process (or
-the next `grid` call, or any other machine) re-queues it. Ctrl-C hands every claimed run back.
+its epochs back. A worker that dies while this process lives: its run is queued again at once
+and a fresh worker started. This whole process killed: its runs are RUNNING under its pid, and
+the next `grid`/`worker` on this machine takes them back at once (another machine, once their
+heartbeat is stale). Ctrl-C hands every claimed run back.
+
+A grid call returns when every cell it was asked for is done (finished or diverged), or none
+can be: it waits for runs other processes hold, and takes them back if those go silent.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import multiprocessing as mp
 import os
 import queue
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -24,7 +29,7 @@ from mnistlab.engine.device import resolve_device
 from mnistlab.engine.fused import fuse_key
 from mnistlab.errors import ConfigError, choices_error
 from mnistlab.experiments import store as store_module
-from mnistlab.experiments.store import RunStore
+from mnistlab.experiments.store import Holder, Progress, RunStore, poll_seconds
 from mnistlab.experiments.suites import Suite
 
 if TYPE_CHECKING:
@@ -35,11 +40,14 @@ if TYPE_CHECKING:
 class GridOutcome:
     suite: str
     queued: int = 0
-    finished: int = 0
+    finished: int = 0  # by this process
     diverged: int = 0
-    failed: int = 0
+    failed: int = 0  # run errors here (not re-queued: the next `grid` call retries them)
+    retried: int = 0  # runs whose worker died here, queued again
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    # the asked cells when this process stopped: complete, or what is failed / still held
+    progress: Progress = field(default_factory=Progress)
 
 
 def run_dir_for(root: Path, suite: str, name: str, seed: int, number: int) -> Path:
@@ -140,8 +148,15 @@ def run_grid(
     tracker: Tracker | None = None,
     fuse: str = "auto",
     fuse_max: int = DEFAULT_FUSE_MAX,
+    cells: Collection[str] | None = None,
+    wait: bool = True,
 ) -> GridOutcome:
-    """Claim and train queued runs of `suite_name` until none is left.
+    """Claim and train queued runs of `suite_name` until every cell of `cells` (cell ids;
+    default: all in the study) is finished or diverged, or none left can be.
+
+    With nothing left to claim, wait for the runs other processes hold (one line says which)
+    and take them back when their holder dies or goes silent; `wait=False` returns instead
+    (`outcome.progress.held` lists them).
 
     `fuse`: train up to `fuse_max` claimed runs that share a `fuse_key` together in one worker
     (`engine.fused`): "on", "off", or "auto" = only on CUDA, where it is faster (on a CPU the
@@ -175,7 +190,9 @@ def run_grid(
     busy: dict[int, dict[int, str]] = {}
     display = _GridDisplay(progress, store.pending(study), suite_name)
     last_beat = time.monotonic()
-    exhausted = False
+    exhausted = False  # the last claim found nothing: look again only every poll_seconds()
+    last_look = 0.0
+    waiting = _WaitLine(log)
 
     def end(index: int, trial_id: int) -> None:
         group = busy[index]
@@ -187,12 +204,14 @@ def run_grid(
 
     try:
         while True:
+            if exhausted and time.monotonic() - last_look >= poll_seconds():
+                exhausted = False  # a held run may have come back: its holder died or went silent
             for index in range(workers):
                 if index in busy or exhausted:
                     continue
                 group = _claim_group(store, study, fuse, fuse_max)
                 if not group:
-                    exhausted = True
+                    exhausted, last_look = True, time.monotonic()
                     break
                 payload = []
                 for trial in group:
@@ -218,7 +237,14 @@ def run_grid(
                 shown = _label(group[0]) + (f" + {len(group) - 1} fused" if len(group) > 1 else "")
                 display.start_worker(index, shown, group[0].user_attrs["config"]["epochs"])
             if not busy:
-                break
+                state = store.progress(study, cells)
+                if state.complete or not state.pending or (state.held and not wait):
+                    break
+                if state.held and not state.waiting:
+                    waiting.show(state.held)
+                time.sleep(poll_seconds() if not state.waiting else 0.2)
+                exhausted = False
+                continue
             try:
                 kind, index, trial_id, payload = events.get(timeout=1.0)
             except queue.Empty:
@@ -226,18 +252,22 @@ def run_grid(
             if kind and trial_id not in busy.get(index, {}):
                 kind = ""  # from a run already given back (its worker was replaced)
             if kind == "epoch":
-                store.report_epoch(trial_id, payload["epoch"], payload["val_acc"])
+                if not store.report_epoch(trial_id, payload["epoch"], payload["val_acc"]):
+                    log(f"{busy[index][trial_id]}: taken back by another process meanwhile")
                 if trial_id == next(iter(busy[index])):
                     display.epoch(index)
                 if tracker is not None:
                     tracker.epoch(trial_id, payload)
             elif kind == "done":
                 summary, rows = payload
-                store.finish(trial_id, summary, rows)
+                if not store.finish(trial_id, summary, rows):
+                    # this process went silent too long; the cell's re-queued copy counts
+                    log(f"{busy[index][trial_id]}: taken back meanwhile; this result not stored")
+                    end(index, trial_id)
+                    continue
                 if tracker is not None:
                     tracker.finish(trial_id, summary)
-                state = summary.get("state")
-                if state == "diverged":
+                if summary.get("state") == "diverged":
                     outcome.diverged += 1
                     epoch = summary.get("diverged_epoch")
                     log(f"{busy[index][trial_id]}: diverged at epoch {epoch}")
@@ -259,7 +289,7 @@ def run_grid(
                 if not processes[index].is_alive():
                     # a worker killed under us: give its run(s) back, start a fresh worker
                     for trial_id, label in list(group.items()):
-                        outcome.failed += 1
+                        outcome.retried += 1
                         log(f"{label}: worker {index} died; run queued again")
                         store.release(study, trial_id, "worker-died")
                         if tracker is not None:
@@ -288,7 +318,27 @@ def run_grid(
             if process.is_alive():
                 process.terminate()
     outcome.seconds = time.perf_counter() - started
+    outcome.progress = store.progress(study, cells)
     return outcome
+
+
+class _WaitLine:
+    """'waiting for ...' when the runs held elsewhere change, else at most every 30 s."""
+
+    def __init__(self, log: Callable[[str], None]):
+        self.log = log
+        self.shown: tuple[int, ...] = ()
+        self.at = 0.0
+
+    def show(self, held: list[Holder]) -> None:
+        numbers = tuple(sorted(h.number for h in held))
+        if numbers == self.shown and time.monotonic() - self.at < 30:
+            return
+        self.shown, self.at = numbers, time.monotonic()
+        self.log(
+            f"waiting for {len(held)} run(s) held by other processes: "
+            + "; ".join(h.describe() for h in held)
+        )
 
 
 def _label(trial: Any) -> str:

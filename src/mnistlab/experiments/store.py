@@ -6,8 +6,14 @@ carry the run's `cell_id` (hash of the resolved config, seed included), `name`, 
 val accuracy is also the trial's intermediate value.
 
 States: WAITING (queued) -> RUNNING (claimed by a worker, heartbeat kept) -> COMPLETE (value =
-val_acc), or FAIL with user attribute `state` = `diverged` (a result: never re-run) or a stale /
-interrupted run (re-queued as a new WAITING trial, so it is retried, not lost).
+val_acc), or FAIL with user attribute `state` = `diverged` (a result: never re-run) or a run
+taken back (re-queued as a new WAITING trial, so it is retried, not lost).
+
+Taking runs back: a claim records its holder (`owner`: host, pid, process start time; see
+`owner.py`) and a heartbeat. Every claim and enqueue first takes back each RUNNING trial whose
+holder is known dead (same machine, pid gone or reused) at once, and any other whose heartbeat
+is GRACE_SECONDS old. A RUNNING trial without holder or heartbeat was left by a process killed
+inside a claim (a claim writes both under the lock), so it is taken back too.
 
 Exactly once: claiming a WAITING trial must be atomic. PostgreSQL/MySQL do it with the row lock
 Optuna takes (`SELECT ... FOR UPDATE`); SQLite ignores that, so every claim and enqueue on a
@@ -25,22 +31,26 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import optuna
 import sqlalchemy
-from optuna.storages import RDBStorage, fail_stale_trials
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from mnistlab.config import TrainConfig
 from mnistlab.errors import MnistlabError
 from mnistlab.experiments import DEFAULT_STORE
+from mnistlab.experiments.owner import Liveness, Owner, liveness, this_process
 
 # A RUNNING trial without a heartbeat for GRACE_SECONDS belongs to a dead worker. The
 # environment may shorten both (fault-injection tests); every process on a store must agree.
+# Read at call time (module attributes), so a test may also patch them.
 HEARTBEAT_SECONDS = int(os.environ.get("MNISTLAB_HEARTBEAT_SECONDS", "20"))
 GRACE_SECONDS = int(os.environ.get("MNISTLAB_GRACE_SECONDS", "60"))
 # key of the PostgreSQL advisory lock that serialises enqueue and claim (any fixed 64-bit value)
@@ -72,6 +82,53 @@ class RunRecord:
     epochs: list[dict[str, Any]]
     run_dir: str
     aliases: tuple[str, ...] = ()
+    owner: Owner | None = None  # RUNNING only: who holds it
+    heartbeat_age: float | None = None  # RUNNING only: seconds since its last heartbeat
+
+
+@dataclass(frozen=True)
+class Holder:
+    """A RUNNING trial and who holds it, as seen by this process."""
+
+    number: int
+    label: str
+    owner: Owner | None
+    heartbeat_age: float | None  # None: no heartbeat recorded yet
+
+    def describe(self) -> str:
+        who = self.owner.describe() if self.owner else "unknown holder"
+        if self.heartbeat_age is None:
+            return f"{self.label} (trial {self.number}): {who}, no heartbeat yet"
+        stale_in = max(0.0, GRACE_SECONDS - self.heartbeat_age)
+        return (
+            f"{self.label} (trial {self.number}): {who}, heartbeat {self.heartbeat_age:.0f}s "
+            f"ago, taken back if none for {stale_in:.0f}s more"
+        )
+
+
+@dataclass
+class Progress:
+    """Where the cells of a grid stand: a cell is done once finished, diverged or pruned."""
+
+    total: int = 0
+    done: int = 0
+    waiting: int = 0
+    held: list[Holder] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # label: reason, nothing queued or running
+
+    @property
+    def complete(self) -> bool:
+        return self.done == self.total
+
+    @property
+    def pending(self) -> bool:
+        """Some cell is queued or running: waiting can still finish it."""
+        return self.waiting > 0 or bool(self.held)
+
+
+def poll_seconds() -> float:
+    """How often a process with nothing to train looks for runs to take back."""
+    return max(0.5, min(5.0, GRACE_SECONDS / 4))
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -140,7 +197,9 @@ class RunStore:
     """A suite's study in an Optuna storage, with exactly-once claims."""
 
     def __init__(self, url: str = DEFAULT_STORE, *, heartbeat: bool = True):
+        """`heartbeat=False`: read-only use (results, reports): never takes a run back."""
         self.url = url
+        self.takes_back = heartbeat
         path = sqlite_path(url)
         self.lock_path = path.with_name(path.name + ".lock") if path else None
         if path is not None:
@@ -159,12 +218,9 @@ class RunStore:
             storage_url = postgres_driver_url(url)
             # an unreachable server fails within seconds, not after the OS's TCP timeout
             kwargs["engine_kwargs"] = {"connect_args": {"connect_timeout": 5}}
-        if heartbeat:
-            kwargs.update(
-                heartbeat_interval=HEARTBEAT_SECONDS,
-                grace_period=GRACE_SECONDS,
-                heartbeat_stale_trial_callback=_requeue,
-            )
+        # Heartbeats are recorded with Optuna's record_heartbeat, but stale runs are found here
+        # (`take_back`), not by Optuna's heartbeat options: those only act inside
+        # Study.optimize, and cannot tell a dead holder on this machine from a slow one.
         try:
             with self.lock():
                 self.storage = _open_storage(storage_url, kwargs)
@@ -231,7 +287,7 @@ class RunStore:
     def enqueue(self, study: optuna.Study, runs: list[tuple[str, TrainConfig]]) -> int:
         """Queue each (name, config) whose cell is not queued, running or done; return the count."""
         with self.lock():
-            fail_stale_trials(study)
+            self.take_back(study)
             # cell_id -> name of the trial that holds (or will hold) that computation
             present: dict[str, str] = {}
             for trial in study.get_trials(deepcopy=False):
@@ -273,7 +329,7 @@ class RunStore:
 
         `accept(user_attrs)` limits the claim to matching runs (runs that can train fused)."""
         with self.lock():
-            fail_stale_trials(study)
+            self.take_back(study)
             trials = study.get_trials(deepcopy=False)
             busy = {
                 t.user_attrs.get("cell_id")
@@ -291,15 +347,121 @@ class RunStore:
                     self.storage.set_trial_user_attr(trial._trial_id, "state", "duplicate")
                     self.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
                     continue
+                # holder first, while WAITING: a RUNNING trial is never seen without one
+                self.set_attr(trial._trial_id, "owner", this_process().to_attr())
                 claimed = retry_locked(
                     lambda trial=trial: self.storage.set_trial_state_values(
                         trial._trial_id, TrialState.RUNNING
                     )
                 )
                 if claimed:
-                    self.storage.record_heartbeat(trial._trial_id)
+                    self.heartbeat(trial._trial_id)
                     return self.storage.get_trial(trial._trial_id)
             return None
+
+    def own(self, trial_id: int) -> None:
+        """Record this process as holder of a trial it just made RUNNING (`tune`: study.ask),
+        with its first heartbeat. Call under `lock()`, in the same hold as the claim."""
+        self.set_attr(trial_id, "owner", this_process().to_attr())
+        self.heartbeat(trial_id)
+
+    def take_back(self, study: optuna.Study) -> list[FrozenTrial]:
+        """FAIL and re-queue each RUNNING trial whose holder is dead (at once) or silent for
+        GRACE_SECONDS; return them. Call under `lock()`. No-op for a read-only store."""
+        if not self.takes_back:
+            return []
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if not running:
+            return []
+        me = this_process()
+        ages = self.heartbeat_ages([t._trial_id for t in running])
+        taken = []
+        for trial in running:
+            owner = Owner.from_attr(trial.user_attrs.get("owner"))
+            age = ages.get(trial._trial_id)
+            if owner is None or age is None:
+                reason = "orphaned"  # killed inside its claim, which writes both under the lock
+            elif liveness(owner, me) is Liveness.DEAD:
+                reason = "holder-died"
+            elif age > GRACE_SECONDS:
+                reason = "stale"
+            else:
+                continue
+            try:
+                self.set_attr(trial._trial_id, "state", reason)
+                changed = retry_locked(
+                    lambda trial=trial: self.storage.set_trial_state_values(
+                        trial._trial_id, TrialState.FAIL
+                    )
+                )
+            except UpdateFinishedTrialError:
+                continue  # finished meanwhile by its holder (a slow one, not a dead one)
+            if changed:
+                failed = self.storage.get_trial(trial._trial_id)
+                _requeue(study, failed)
+                taken.append(failed)
+        return taken
+
+    def heartbeat_ages(self, trial_ids: Collection[int]) -> dict[int, float]:
+        """Seconds since each trial's last heartbeat, on the database's clock (the one every
+        machine's heartbeats were written with); trials without one are left out."""
+        if not trial_ids:
+            return {}
+        query = sqlalchemy.text(
+            "SELECT trial_id, heartbeat, CURRENT_TIMESTAMP FROM trial_heartbeats "
+            "WHERE trial_id IN :ids"
+        ).bindparams(sqlalchemy.bindparam("ids", expanding=True))
+        with self.storage.engine.connect() as connection:
+            rows = retry_locked(
+                lambda: connection.execute(query, {"ids": list(trial_ids)}).fetchall()
+            )
+        return {
+            int(trial_id): (_as_datetime(now) - _as_datetime(beat)).total_seconds()
+            for trial_id, beat, now in rows
+        }
+
+    def holders(self, study: optuna.Study) -> list[Holder]:
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        ages = self.heartbeat_ages([t._trial_id for t in running])
+        return [
+            Holder(
+                trial.number,
+                _trial_label(trial),
+                Owner.from_attr(trial.user_attrs.get("owner")),
+                ages.get(trial._trial_id),
+            )
+            for trial in running
+        ]
+
+    def progress(self, study: optuna.Study, cells: Collection[str] | None = None) -> Progress:
+        """Where `cells` (cell ids; default: every cell in the study) stand."""
+        by_cell: dict[str, list[FrozenTrial]] = {}
+        cell_of: dict[int, str] = {}  # trial number -> cell id
+        for trial in study.get_trials(deepcopy=False):
+            cell = trial.user_attrs.get("cell_id")
+            if cell is not None and (cells is None or cell in cells):
+                by_cell.setdefault(cell, []).append(trial)
+                cell_of[trial.number] = cell
+        wanted = set(by_cell) if cells is None else set(cells)
+        progress = Progress(total=len(wanted))
+        held_cells = []
+        for cell in wanted:
+            trials = sorted(by_cell.get(cell, []), key=lambda t: t.number)
+            states = [_state_name(t) for t in trials]
+            if any(s in ("finished", "diverged", "pruned") for s in states):
+                progress.done += 1
+            elif "running" in states:
+                held_cells.append(cell)
+            elif "waiting" in states:
+                progress.waiting += 1
+            elif trials:
+                last = trials[-1]
+                progress.failed.append(f"{_trial_label(last)} (trial {last.number}): {states[-1]}")
+            else:
+                progress.failed.append(f"cell {cell}: not in the store")
+        if held_cells:
+            progress.held = [h for h in self.holders(study) if cell_of.get(h.number) in held_cells]
+        return progress
 
     def pending(self, study: optuna.Study) -> int:
         states = (TrialState.WAITING, TrialState.RUNNING)
@@ -312,15 +474,28 @@ class RunStore:
     def set_attr(self, trial_id: int, key: str, value: Any) -> None:
         retry_locked(lambda: self.storage.set_trial_user_attr(trial_id, key, value))
 
-    def report_epoch(self, trial_id: int, epoch: int, val_acc: float) -> None:
-        if math.isfinite(val_acc):
-            retry_locked(
-                lambda: self.storage.set_trial_intermediate_value(trial_id, epoch, val_acc)
-            )
+    def report_epoch(self, trial_id: int, epoch: int, val_acc: float) -> bool:
+        """False when the trial is no longer this process's (taken back while silent)."""
+        try:
+            if math.isfinite(val_acc):
+                retry_locked(
+                    lambda: self.storage.set_trial_intermediate_value(trial_id, epoch, val_acc)
+                )
+        except UpdateFinishedTrialError:
+            return False
         self.heartbeat(trial_id)
+        return True
 
-    def finish(self, trial_id: int, summary: dict[str, Any], epochs: list[dict[str, Any]]) -> None:
-        """Record a finished run: COMPLETE with val_acc, or FAIL marked `diverged`."""
+    def finish(self, trial_id: int, summary: dict[str, Any], epochs: list[dict[str, Any]]) -> bool:
+        """Record a finished run: COMPLETE with val_acc, or FAIL marked `diverged`. False when
+        the trial was taken back meanwhile (its re-queued copy is the cell's run now)."""
+        try:
+            self._finish(trial_id, summary, epochs)
+        except UpdateFinishedTrialError:
+            return False
+        return True
+
+    def _finish(self, trial_id: int, summary: dict[str, Any], epochs: list[dict[str, Any]]) -> None:
         clean = json.loads(json.dumps(summary, default=str))
         self.set_attr(trial_id, "summary", clean)
         self.set_attr(trial_id, "epochs", epochs)
@@ -349,8 +524,10 @@ class RunStore:
     # -- reading --
     def records(self, study: optuna.Study) -> list[RunRecord]:
         aliases: dict[str, list[str]] = study.user_attrs.get("aliases", {})
+        trials = study.get_trials(deepcopy=False)
+        ages = self.heartbeat_ages([t._trial_id for t in trials if t.state == TrialState.RUNNING])
         records = []
-        for trial in study.get_trials(deepcopy=False):
+        for trial in trials:
             attrs = trial.user_attrs
             if "cell_id" not in attrs:
                 continue
@@ -366,9 +543,26 @@ class RunStore:
                     epochs=attrs.get("epochs", []),
                     run_dir=attrs.get("run_dir", ""),
                     aliases=tuple(aliases.get(attrs["cell_id"], [])),
+                    owner=Owner.from_attr(attrs.get("owner"))
+                    if trial.state == TrialState.RUNNING
+                    else None,
+                    heartbeat_age=ages.get(trial._trial_id),
                 )
             )
         return records
+
+
+def _trial_label(trial: FrozenTrial) -> str:
+    attrs = trial.user_attrs
+    return f"{attrs.get('name', f'trial {trial.number}')} s{attrs.get('seed', '?')}"
+
+
+def _as_datetime(value: Any) -> datetime:
+    """A timestamp from the database as a naive datetime: SQLite returns text, PostgreSQL an
+    aware datetime for CURRENT_TIMESTAMP (Optuna stores heartbeats naive in the same zone)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=None)
 
 
 def _state_name(trial: FrozenTrial) -> str:

@@ -22,26 +22,31 @@ epoch's val accuracy is reported to the trial, so the pruner can stop a weak tri
 Trials live in the same store as grids (one study per search), with the same user attributes
 as grid runs (cell_id, name, seed, config, summary, epochs, run_dir, state), so `mnistlab
 results --suite STUDY` reads them too. Any number of processes on any machines may run the same
-study against one PostgreSQL store: each asks Optuna for its own trials.
+study against one PostgreSQL store: each claims a trial slot under the store's lock before
+training, so the study stops at exactly its total, and takes back trials whose holder died
+(see `store.py`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_type_hints
 
 import optuna
-from optuna.storages import fail_stale_trials
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from mnistlab.config import TrainConfig, coerce, read_toml
 from mnistlab.errors import ConfigError, MnistlabError, choices_error
+from mnistlab.experiments.store import Holder, poll_seconds
 
 if TYPE_CHECKING:
     from mnistlab.data import Splits
@@ -284,6 +289,7 @@ class TuneOutcome:
     epochs_saved: int = 0  # epochs pruned trials did not run
     seconds_saved: float = 0.0  # those epochs x the pruned trial's own s/epoch
     best: FrozenTrial | None = None
+    held: list[Holder] = field(default_factory=list)  # wait=False: trials others still hold
 
 
 def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
@@ -319,10 +325,14 @@ def run_tune(
     tracker: Tracker | None = None,
     sampler: optuna.samplers.BaseSampler | None = None,
     log: Callable[[str], None] | None = print,
+    wait: bool = True,
 ) -> TuneOutcome:
-    """Run trials of `space` until the study holds `trials` of them (from any process)."""
-    from mnistlab.engine.trainer import StopRun, train_run
+    """Run trials of `space` until the study holds `trials` results (from any process).
 
+    A trial slot is claimed before training (`_claim_slot`), so any number of processes stop
+    at exactly `trials`. With every slot taken, wait for the trials other processes hold and
+    take them back if their holder dies or goes silent; `wait=False` returns instead
+    (`outcome.held`)."""
     if trials <= 0:
         raise ConfigError(f"--trials must be > 0, got {trials}")
     name = study_name or space.name
@@ -340,37 +350,143 @@ def run_tune(
         pruner = make_pruner(pruner, base.epochs)
     study = _open_study(store, name, space, base, overrides, pruner, sampler)
 
-    splits_cache: dict[Any, Any] = {}
+    trainer = _TrialTrainer(space, name, overrides, data_dir, runs_root, tracker, log)
     outcome = TuneOutcome(study=name, trials=trials)
     started = time.perf_counter()
+    with store.lock():
+        store.take_back(study)  # a dead process's trials count until taken back
+        remaining = trials - _counted(study)
+    if remaining > 0:
+        _log(
+            log,
+            f"study {name}: {remaining} more trial(s) to reach {trials}; each trains up to "
+            f"{base.epochs} epochs on {base.train_subset or 'all'} training images",
+        )
+    waiting_shown: tuple[tuple[int, ...], float] = ((), 0.0)
+    verbosity = optuna.logging.get_verbosity()
+    # our own line per trial replaces Optuna's (which would print a diverged run as a warning)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        while True:
+            trial = _claim_slot(store, study, trials)
+            if trial is None:
+                held = store.holders(study)
+                if not held or not wait:
+                    outcome.held = held
+                    break
+                numbers = tuple(sorted(h.number for h in held))
+                if numbers != waiting_shown[0] or time.monotonic() - waiting_shown[1] > 30:
+                    waiting_shown = (numbers, time.monotonic())
+                    _log(
+                        log,
+                        f"study {name}: waiting for {len(held)} trial(s) held by other "
+                        "processes: " + "; ".join(h.describe() for h in held),
+                    )
+                time.sleep(poll_seconds())
+                continue
+            outcome.ran_here += 1
+            try:
+                with _Heartbeat(store, trial._trial_id):
+                    state, value = trainer.run(trial)
+            except UpdateFinishedTrialError:
+                # silent too long (a stalled process): another process took it back
+                _log(log, f"trial {trial.number}: taken back meanwhile; this result not stored")
+                continue
+            except BaseException:
+                # Ctrl-C or a store error: give the slot back, its point is queued again
+                with contextlib.suppress(Exception):
+                    store.release(study, trial._trial_id, "interrupted")
+                raise
+            study.tell(trial, value, state=state, skip_if_finished=True)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    outcome.seconds = time.perf_counter() - started
+    _summarise(study, outcome)
+    return outcome
 
-    def objective(trial: optuna.Trial) -> float:
-        values = {param.name: param.suggest(trial) for param in space.params}
+
+def _claim_slot(store: RunStore, study: optuna.Study, total: int) -> optuna.Trial | None:
+    """A RUNNING trial held by this process, or None when the study already counts `total`.
+
+    Counting and creating happen under the store's lock, so two processes never both take
+    the last slot. A re-queued trial (its point retried) is taken before a new one."""
+    with store.lock():
+        store.take_back(study)
+        if _counted(study) >= total:
+            return None
+        trial = study.ask()
+        store.own(trial._trial_id)
+        # anything else after a crash; counted toward the total only once a result
+        trial.set_user_attr("state", "running")
+        return trial
+
+
+class _Heartbeat:
+    """Records a trial's heartbeat from a thread while it trains (epochs may be long)."""
+
+    def __init__(self, store: RunStore, trial_id: int):
+        self.store, self.trial_id = store, trial_id
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        from mnistlab.experiments import store as store_module
+
+        while not self.stop.wait(store_module.HEARTBEAT_SECONDS / 2):
+            with contextlib.suppress(Exception):  # a missed beat only brings staleness closer
+                self.store.heartbeat(self.trial_id)
+
+    def __enter__(self) -> _Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+@dataclass
+class _TrialTrainer:
+    """Trains one claimed trial: config from the sampled point, run, user attributes."""
+
+    space: Space
+    study: str
+    overrides: dict[str, Any]
+    data_dir: Path | None
+    runs_root: Path
+    tracker: Tracker | None
+    log: Callable[[str], None] | None
+    splits_cache: dict[Any, Any] = field(default_factory=dict)
+
+    def run(self, trial: optuna.Trial) -> tuple[TrialState, float | None]:
+        """The state and value to tell Optuna; a run that fails is a FAIL, not an exception."""
+        from mnistlab.engine.trainer import StopRun, train_run
+
+        values = {param.name: param.suggest(trial) for param in self.space.params}
         label = f"trial {trial.number}"
         try:
-            config = space.config(values, **dict(overrides))
+            config = self.space.config(values, **dict(self.overrides))
         except ConfigError as error:
             # a combination the bounds check could not foresee: a result, the study goes on
             trial.set_user_attr("state", "error")
             trial.set_user_attr("error", str(error))
-            _log(log, f"{label}: invalid config: {error}  {_format_params(values)}")
-            return math.nan
-        config = config.replace(name=f"{name}-t{trial.number}")
-        run_dir = runs_root / name / f"t{trial.number:04d}"
+            _log(self.log, f"{label}: invalid config: {error}  {_format_params(values)}")
+            return TrialState.FAIL, None
+        config = config.replace(name=f"{self.study}-t{trial.number}")
+        run_dir = self.runs_root / self.study / f"t{trial.number:04d}"
         attrs = {
             "cell_id": config.config_hash(),
             "name": config.name,
             "seed": config.seed,
             "config": config.to_dict(),
-            "suite": name,
+            "suite": self.study,
             "run_dir": str(run_dir),
-            # anything else after a crash; counted toward the total only once a result
-            "state": "running",
         }
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
+        tracker = self.tracker
         if tracker is not None:
-            tags = {"study": name, "trial": trial.number}
+            tags = {"study": self.study, "trial": trial.number}
             tracker.start(trial.number, config.name, config.to_dict(), tags, run_dir=run_dir)
 
         def on_epoch(record: Any) -> None:
@@ -380,56 +496,31 @@ def run_tune(
             if trial.should_prune():
                 raise StopRun
 
-        splits = _splits(data_dir, config, splits_cache)
-        outcome.ran_here += 1
+        splits = _splits(self.data_dir, config, self.splits_cache)
         try:
             result = train_run(config, splits, run_dir, progress=False, on_epoch=on_epoch, log=None)
+        except UpdateFinishedTrialError:
+            raise  # taken back (trial.report): not a failure of the run
         except Exception as error:
             # recorded on the trial (FAIL); the study goes on with the next trial
             trial.set_user_attr("state", "error")
             trial.set_user_attr("error", f"{type(error).__name__}: {error}")
             if tracker is not None:
                 tracker.fail(trial.number, f"{type(error).__name__}: {error}")
-            _log(log, f"{label}: failed: {type(error).__name__}: {error}")
-            return math.nan
+            _log(self.log, f"{label}: failed: {type(error).__name__}: {error}")
+            return TrialState.FAIL, None
         summary = json.loads(json.dumps(result.summary, default=str))
         trial.set_user_attr("summary", summary)
         trial.set_user_attr("epochs", [r.as_row() for r in result.epochs])
         trial.set_user_attr("state", summary["state"])
         if tracker is not None:
             tracker.finish(trial.number, summary)
-        _log(log, f"{label}: {_describe(summary)}  {_format_params(values)}")
+        _log(self.log, f"{label}: {_describe(summary)}  {_format_params(values)}")
         if summary["state"] == "diverged":
-            return math.nan  # FAIL, marked diverged: a result, the study goes on
+            return TrialState.FAIL, None  # marked diverged: a result, the study goes on
         if summary["state"] == "pruned":
-            raise optuna.TrialPruned(f"at epoch {summary['epochs_run']}")
-        return float(summary["val_acc"])
-
-    # a dead process's RUNNING trial counts until failed (and its point re-queued) here
-    fail_stale_trials(study)
-    remaining = trials - _counted(study)
-    if remaining > 0:
-        _log(
-            log,
-            f"study {name}: {remaining} more trial(s) to reach {trials}; each trains up to "
-            f"{base.epochs} epochs on {base.train_subset or 'all'} training images",
-        )
-        verbosity = optuna.logging.get_verbosity()
-        # our own line per trial replaces Optuna's (which would print a diverged run as a
-        # warning with its NaN value)
-        optuna.logging.set_verbosity(optuna.logging.ERROR)
-        try:
-            study.optimize(
-                objective,
-                n_trials=remaining,
-                callbacks=[_StopAtTotal(trials)],
-                gc_after_trial=False,
-            )
-        finally:
-            optuna.logging.set_verbosity(verbosity)
-    outcome.seconds = time.perf_counter() - started
-    _summarise(study, outcome)
-    return outcome
+            return TrialState.PRUNED, None
+        return TrialState.COMPLETE, float(summary["val_acc"])
 
 
 def _open_study(
@@ -515,22 +606,6 @@ def _count_toward_total(trial: FrozenTrial) -> bool:
 
 def _counted(study: optuna.Study) -> int:
     return sum(_count_toward_total(t) for t in study.get_trials(deepcopy=False))
-
-
-class _StopAtTotal:
-    """Stop this process once the study (all processes together) holds `total` trials.
-
-    Like optuna's MaxTrialsCallback, but running trials count too: with K processes the study
-    overshoots only when two of them finish a trial at the same moment, instead of by up to
-    K - 1 trials, and a dead process's failed trial does not count."""
-
-    def __init__(self, total: int):
-        self.total = total
-
-    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        fail_stale_trials(study)
-        if _counted(study) >= self.total:
-            study.stop()
 
 
 def _summarise(study: optuna.Study, outcome: TuneOutcome) -> None:
