@@ -409,9 +409,8 @@ def test_checkpoint_from_a_training_run_works(capsys, tmp_path):
 
 def test_checkpoint_of_another_model_is_built_from_its_config(tmp_path):
     from mnistlab.config import TrainConfig
-    from mnistlab.engine.trainer import checkpoint_payload
-    from mnistlab.inference.checkpoint import load_checkpoint
     from mnistlab.models import create_model
+    from mnistlab.run.checkpoint import checkpoint_payload, load_checkpoint
 
     torch.save(
         checkpoint_payload(create_model("compact"), TrainConfig(model="compact")),

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from mnistlab.cli import main
-from mnistlab.engine.build import build_model
 from mnistlab.experiments.suites import load_suite, parse_suite
 from mnistlab.models import count_params, create_model
 from mnistlab.models.blocks import Dropout, dropout_keep_mask
 from mnistlab.recipes import RECIPES, get_recipe
+from mnistlab.run.build import build_model
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:

@@ -35,7 +35,7 @@ def write_space(tmp_path: Path, text: str = QUICK_SPACE, name: str = "space.toml
 
 
 def test_budget8k_searches_models_under_8000_params_in_at_most_15_epochs():
-    from mnistlab.engine.build import build_model, count_params
+    from mnistlab.run.build import build_model, count_params
 
     assert "budget8k" in builtin_spaces()
     space = load_space("budget8k")

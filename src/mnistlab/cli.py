@@ -298,9 +298,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from mnistlab.data import load_mnist, split_mnist
-    from mnistlab.engine.build import build_model
     from mnistlab.experiments.tracking import train_tracked
     from mnistlab.models import count_params
+    from mnistlab.run.build import build_model
 
     config = config_from_args(args)
     # built once before touching data: a bad model name/option fails fast
@@ -639,7 +639,7 @@ def _load_for_inference(args: argparse.Namespace) -> tuple[Any, Any, str]:
     from mnistlab.models import count_params
 
     if args.checkpoint is not None:
-        from mnistlab.inference.checkpoint import load_checkpoint
+        from mnistlab.run.checkpoint import load_checkpoint
 
         loaded = load_checkpoint(args.checkpoint)
         model, config = loaded.model, loaded.config

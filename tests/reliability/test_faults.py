@@ -254,8 +254,8 @@ def test_malicious_and_truncated_checkpoints_are_refused(tmp_path, reliability):
     import torch
 
     from mnistlab.errors import MnistlabError
-    from mnistlab.inference.checkpoint import load_checkpoint
     from mnistlab.pretrained import __file__ as pretrained_init
+    from mnistlab.run.checkpoint import load_checkpoint
 
     good = Path(pretrained_init).with_name("default.pt").read_bytes()
     marker = tmp_path / "pwned"

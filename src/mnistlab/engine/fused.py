@@ -30,11 +30,11 @@ from torch.func import functional_call, grad, vmap
 
 from mnistlab.config import TrainConfig
 from mnistlab.data import AugmentConfig, Splits, augment_batch, iterate_batches, normalize
-from mnistlab.engine.build import build_model
 from mnistlab.engine.device import resolve_device
 from mnistlab.engine.loop import EpochStats
 from mnistlab.engine.trainer import EpochCallback, RunResult, RunState
 from mnistlab.errors import ConfigError
+from mnistlab.run.build import build_model
 
 #: config fields fused runs must share: data order, augmentation, epochs and weight shapes
 FUSE_SHARED = (

@@ -24,17 +24,18 @@ from mnistlab import __version__
 from mnistlab.config import TrainConfig
 from mnistlab.data import AugmentConfig, Splits
 from mnistlab.engine.averaging import make_ema, make_swa, refresh_bn
-from mnistlab.engine.build import build_model, count_params
 from mnistlab.engine.device import resolve_device
 from mnistlab.engine.loop import EpochStats, evaluate, train_one_epoch
 from mnistlab.engine.optim import Schedule, create_optimizer
 from mnistlab.fsutil import atomic_torch_save, atomic_write_text
+from mnistlab.models import count_params
 from mnistlab.models.reference import SOURCE_COPY, parse_reference, source_of
+from mnistlab.run.build import build_model
+from mnistlab.run.checkpoint import checkpoint_payload
 
 EPOCH_FIELDS = (
     "epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "test_acc",
 )  # fmt: skip
-CHECKPOINT_FORMAT = "mnistlab-checkpoint-1"
 DIVERGED_LOSS = 100.0
 MISSING_SOURCE = "unavailable: Python could not find the model's source (defined interactively?)"
 
@@ -66,12 +67,6 @@ class StopRun(Exception):
 
 
 EpochCallback = Callable[[EpochRecord], None]
-
-
-def checkpoint_payload(model: nn.Module, config: TrainConfig, **extra: Any) -> dict[str, Any]:
-    # only tensors and plain values, so it loads with torch.load(weights_only=True)
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    return {"format": CHECKPOINT_FORMAT, "config": config.to_dict(), "state_dict": state, **extra}
 
 
 def _plain_state(model: nn.Module) -> dict[str, torch.Tensor]:

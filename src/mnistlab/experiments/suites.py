@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from mnistlab.config import TrainConfig, read_toml
-from mnistlab.engine.build import build_model
 from mnistlab.errors import ConfigError, choices_error
 from mnistlab.run import layer_config, merge_tables
+from mnistlab.run.build import build_model
 
 SUITE_KEYS = ("name", "description", "seeds", "base", "groups")
 GROUP_KEYS = ("name", "description", "set", "variants", "axes", "axis_labels")

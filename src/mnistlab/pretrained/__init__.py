@@ -80,7 +80,7 @@ def info(name: str) -> dict[str, Any]:
 def load(name: str) -> tuple[nn.Module, TrainConfig]:
     """The shipped model NAME in eval mode on the CPU, and the config it was trained with."""
     # imported here: the inference layer sits above this registry and is only needed to load
-    from mnistlab.inference.checkpoint import model_from_bytes
+    from mnistlab.run.checkpoint import model_from_bytes
 
     record = info(name)
     data = _files().joinpath(f"{name}.pt").read_bytes()

@@ -27,7 +27,6 @@ from torch import nn
 
 import mnistlab
 from mnistlab.config import TrainConfig
-from mnistlab.engine.build import build_model
 from mnistlab.engine.device import resolve_device
 from mnistlab.errors import ConfigError, MnistlabError
 from mnistlab.experiments.results import config_rows, stat
@@ -73,6 +72,7 @@ from mnistlab.reports.timing import (
     process_peak_rss_mb,
     train_timing,
 )
+from mnistlab.run.build import build_model
 
 REPORT_MD = "REPORT.md"
 REPORT_HTML = "index.html"

@@ -13,11 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mnistlab.config import TrainConfig
 from mnistlab.data import N_TRAIN, MnistTensors
-from mnistlab.engine.build import build_model
 from mnistlab.engine.loop import predict_logits
-from mnistlab.errors import MnistlabError
+from mnistlab.errors import ConfigError, MnistlabError
+from mnistlab.run.checkpoint import load_checkpoint
 
 
 class DiagnosticsError(MnistlabError):
@@ -64,13 +63,10 @@ def predict_test(run_dir: Path, data: MnistTensors, device: torch.device) -> Pre
     if not checkpoint.is_file():
         raise DiagnosticsError(f"{checkpoint}: no checkpoint (run directory moved or deleted?)")
     try:
-        payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        config = TrainConfig.from_dict(payload["config"])
-        model = build_model(config)
-        model.load_state_dict(payload["state_dict"])
-    except (OSError, RuntimeError, KeyError, TypeError, ValueError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-        raise DiagnosticsError(f"{checkpoint}: cannot load: {first}") from None
+        loaded = load_checkpoint(checkpoint)  # the one safe reader, with all its checks
+    except ConfigError as error:
+        raise DiagnosticsError(str(error)) from None
+    model, config = loaded.model, loaded.config
     images = data.images[N_TRAIN:].to(device)
     labels = data.labels[N_TRAIN:]
     log_probs = predict_logits(
@@ -80,7 +76,7 @@ def predict_test(run_dir: Path, data: MnistTensors, device: torch.device) -> Pre
         tta_angles=config.tta_angles,
     ).cpu()
     confidence, predicted = log_probs.exp().max(dim=1)
-    epoch = payload.get("epoch")
+    epoch = loaded.info.get("epoch")
     return Predictions(
         labels=labels.numpy(),
         predicted=predicted.numpy(),

@@ -1,4 +1,4 @@
-"""Turn a config's model fields into a module (the only place engine meets the model registry)."""
+"""Turn a config's model fields into a module: every command builds a run's model here."""
 
 from __future__ import annotations
 

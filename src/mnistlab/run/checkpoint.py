@@ -1,4 +1,4 @@
-"""Load a trained model from a checkpoint file without trusting the file.
+"""A run's checkpoint: the one writer (`checkpoint_payload`) and the one safe reader.
 
 Checkpoints written by `mnistlab train` are plain dicts of tensors and values, so they load
 with ``torch.load(weights_only=True)``, which refuses any pickled object that could run code.
@@ -19,8 +19,6 @@ import torch
 from torch import nn
 
 from mnistlab.config import TrainConfig
-from mnistlab.engine.build import build_model
-from mnistlab.engine.trainer import CHECKPOINT_FORMAT
 from mnistlab.errors import ConfigError, MnistlabError
 from mnistlab.models.reference import (
     SOURCE_COPY,
@@ -29,8 +27,18 @@ from mnistlab.models.reference import (
     parse_reference,
     source_of,
 )
+from mnistlab.run.build import build_model
 
-__all__ = ["MAX_CHECKPOINT_BYTES", "LoadedModel", "load_checkpoint", "model_from_bytes"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "MAX_CHECKPOINT_BYTES",
+    "LoadedModel",
+    "checkpoint_payload",
+    "load_checkpoint",
+    "model_from_bytes",
+]
+
+CHECKPOINT_FORMAT = "mnistlab-checkpoint-1"
 
 #: The largest model in the zoo is under 100 KB; anything near this is not an mnistlab model.
 MAX_CHECKPOINT_BYTES = 256 * 1024 * 1024
@@ -45,6 +53,13 @@ class LoadedModel:
     source: str
     info: dict[str, Any] = field(default_factory=dict)  # epoch, val_acc, ... when stored
     warnings: tuple[str, ...] = ()  # e.g. the model file changed since training
+
+
+def checkpoint_payload(model: nn.Module, config: TrainConfig, **extra: Any) -> dict[str, Any]:
+    """What `best.pt`/`last.pt` hold: only tensors and plain values, so the file loads with
+    torch.load(weights_only=True)."""
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    return {"format": CHECKPOINT_FORMAT, "config": config.to_dict(), "state_dict": state, **extra}
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> LoadedModel:
