@@ -211,7 +211,7 @@ def _check_space(space: Space) -> None:
     """Build the base config and the config at every parameter's bounds, so a value that can
     never run (lr -1, an unknown model, a model that cannot fit the budget) fails now, naming
     the parameter, instead of one trial at a time."""
-    from mnistlab.engine.build import build_model
+    from mnistlab.run.build import build_model
 
     try:
         base = space.config({})
@@ -268,7 +268,11 @@ def _build_config(
     data["no_aug_last"] = min(data["no_aug_last"], data["epochs"])
     if data["swa_start"] > data["epochs"]:
         data["swa_start"] = data["epochs"]
-    return TrainConfig.from_dict(data)
+    from mnistlab.run import resolve_model
+
+    # a model file named in a space is relative to the space file, its content pinned (sha256)
+    base_dir = Path(source).parent if source.endswith(".toml") else None
+    return TrainConfig.from_dict(resolve_model(data, base_dir))
 
 
 # ---------------------------------------------------------------------------------------------
