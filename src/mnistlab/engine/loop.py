@@ -85,15 +85,22 @@ def predict_logits(
     batch_size: int = 2048,
     tta_angles: Sequence[float] = (),
 ) -> torch.Tensor:
-    """Log-probabilities [N,10]; with TTA, the mean of the probabilities over rotated copies."""
+    """Log-probabilities [N,10]; with TTA, the log of the mean probability over rotated copies.
+
+    Computed in log space (log_softmax, logsumexp): log(softmax) is -inf for a class whose
+    logit trails by more than ~104 (float32), which gave a confident, healthy model an infinite
+    val loss and had it stopped as diverged."""
     model.eval()
     outputs = []
     for start in range(0, images.shape[0], batch_size):
         inputs = normalize(images[start : start + batch_size])
-        probs = F.softmax(model(inputs), dim=1)
-        for angle in tta_angles:
-            probs = probs + F.softmax(model(rotate(inputs, angle)), dim=1)
-        outputs.append(torch.log(probs / (1 + len(tta_angles))).float())
+        log_probs = F.log_softmax(model(inputs).float(), dim=1)
+        if tta_angles:
+            views = [log_probs] + [
+                F.log_softmax(model(rotate(inputs, angle)).float(), dim=1) for angle in tta_angles
+            ]
+            log_probs = torch.logsumexp(torch.stack(views), dim=0) - math.log(len(views))
+        outputs.append(log_probs)
     return torch.cat(outputs)
 
 
