@@ -387,16 +387,32 @@ def cmd_grid(args: argparse.Namespace) -> int:
         f"{added} newly queued, store {args.store}, {args.workers} worker(s)"
     )
     cells = {cell.config.config_hash() for cell in suite.runs(seeds)}
-    return _run_and_report(store, suite.name, args, data_dir, cells)
+    trusted = _trusted(args, [cell.config for cell in suite.cells])
+    return _run_and_report(store, suite.name, args, data_dir, cells, trusted)
+
+
+def _trusted(args: argparse.Namespace, configs: list[TrainConfig]) -> Any:
+    """The user model code this process was given: its suite's files and --trust FILE."""
+    from mnistlab.run.trust import TrustedModels
+
+    return TrustedModels.of(configs, [Path(f) for f in getattr(args, "trust", None) or []])
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from mnistlab.data import ensure_mnist
     from mnistlab.experiments.store import RunStore
 
+    name, configs = args.suite, []
+    if args.suite.endswith(".toml"):
+        # the suite file this worker was given: its name, and the model files it may run
+        from mnistlab.experiments.suites import load_suite
+
+        suite = load_suite(args.suite)
+        name, configs = suite.name, [cell.config for cell in suite.cells]
+    trusted = _trusted(args, configs)
     data_dir = ensure_mnist(args.data_dir, download=not args.no_download, log=print)
     store = RunStore(args.store)
-    return _run_and_report(store, args.suite, args, data_dir)
+    return _run_and_report(store, name, args, data_dir, trusted=trusted)
 
 
 # exit code when --no-wait stops while other processes still hold runs
@@ -404,7 +420,12 @@ EXIT_STILL_RUNNING = 3
 
 
 def _run_and_report(
-    store: Any, suite: str, args: argparse.Namespace, data_dir: Path, cells: Any = None
+    store: Any,
+    suite: str,
+    args: argparse.Namespace,
+    data_dir: Path,
+    cells: Any = None,
+    trusted: Any = None,
 ) -> int:
     """Exit 0 only when every asked cell (`cells`; `worker`: the whole study) is finished or
     diverged; 1 when some failed; EXIT_STILL_RUNNING for --no-wait with runs held elsewhere."""
@@ -426,6 +447,7 @@ def _run_and_report(
             fuse_max=args.fuse_max,
             cells=cells,
             wait=not args.no_wait,
+            trusted=trusted,
         )
     finally:
         if tracker is not None:
@@ -442,6 +464,12 @@ def _run_and_report(
         print(f"  failed, not queued: {line}")
     if state.failed:
         print(f"  run `mnistlab grid` again to retry the {len(state.failed)} failed run(s)")
+        return 1
+    if outcome.refused:
+        print(
+            f"{suite}: {len(outcome.refused)} queued run(s) name model code this process was "
+            "not given (left for others): " + ", ".join(outcome.refused)
+        )
         return 1
     if not state.complete:
         print(f"{suite}: still running elsewhere (--no-wait):")
@@ -990,6 +1018,13 @@ def build_parser() -> argparse.ArgumentParser:
     def worker_flags(sub: argparse.ArgumentParser) -> None:
         store_flag(sub)
         sub.add_argument(
+            "--trust",
+            action="append",
+            metavar="FILE.py",
+            help="a model file this process may run when a queued run names it (matched by "
+            "sha256; repeatable). Runs naming other user code are left for others.",
+        )
+        sub.add_argument(
             "--workers",
             type=int,
             default=1,
@@ -1038,7 +1073,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.set_defaults(handler=cmd_grid)
 
     sub = commands.add_parser("worker", help="join a grid queued in a shared store")
-    sub.add_argument("--suite", required=True, help="suite name as stored")
+    sub.add_argument(
+        "--suite",
+        required=True,
+        help="suite name as stored, or the suite's PATH.toml (then the model files it names "
+        "may run here)",
+    )
     worker_flags(sub)
     sub.set_defaults(handler=cmd_worker)
 

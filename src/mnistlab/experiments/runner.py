@@ -31,6 +31,7 @@ from mnistlab.errors import ConfigError, choices_error
 from mnistlab.experiments import store as store_module
 from mnistlab.experiments.store import Holder, Progress, RunStore, poll_seconds
 from mnistlab.experiments.suites import Suite
+from mnistlab.run.trust import TrustedModels, check_unchanged
 
 if TYPE_CHECKING:
     from mnistlab.experiments.tracking import Tracker
@@ -48,6 +49,8 @@ class GridOutcome:
     errors: list[str] = field(default_factory=list)
     # the asked cells when this process stopped: complete, or what is failed / still held
     progress: Progress = field(default_factory=Progress)
+    # queued runs whose model code this process was not given (`run.trust`): left for others
+    refused: list[str] = field(default_factory=list)
 
 
 def run_dir_for(root: Path, suite: str, name: str, seed: int, number: int) -> Path:
@@ -57,7 +60,12 @@ def run_dir_for(root: Path, suite: str, name: str, seed: int, number: int) -> Pa
 
 def enqueue_suite(store: RunStore, suite: Suite, seeds: int) -> int:
     study = store.study(suite.name)
-    return store.enqueue(study, [(cell.name, cell.config) for cell in suite.runs(seeds)])
+    runs = suite.runs(seeds)
+    # a user model file edited since the grid was queued must not mix into the same table
+    check_unchanged(
+        (t.user_attrs for t in study.get_trials(deepcopy=False)), [c.config for c in runs]
+    )
+    return store.enqueue(study, [(cell.name, cell.config) for cell in runs])
 
 
 def _worker_main(
@@ -150,6 +158,7 @@ def run_grid(
     fuse_max: int = DEFAULT_FUSE_MAX,
     cells: Collection[str] | None = None,
     wait: bool = True,
+    trusted: TrustedModels | None = None,
 ) -> GridOutcome:
     """Claim and train queued runs of `suite_name` until every cell of `cells` (cell ids;
     default: all in the study) is finished or diverged, or none left can be.
@@ -162,7 +171,11 @@ def run_grid(
     (`engine.fused`): "on", "off", or "auto" = only on CUDA, where it is faster (on a CPU the
     batched convolutions measured slower than one model at a time: see the README's benchmarks).
     `tracker` (e.g. MLflow) gets each run's config, epochs and summary from this process, which
-    receives them anyway; the caller opens and closes it."""
+    receives them anyway; the caller opens and closes it.
+
+    `trusted`: the user model code this process was given (its suite file, `--trust FILE`); a
+    queued run naming other code is not claimed, but listed in `outcome.refused`."""
+    trusted = trusted if trusted is not None else TrustedModels()
     if fuse not in FUSE_CHOICES:
         raise choices_error("fuse", fuse, list(FUSE_CHOICES))
     if fuse_max < 1:
@@ -209,7 +222,7 @@ def run_grid(
             for index in range(workers):
                 if index in busy or exhausted:
                     continue
-                group = _claim_group(store, study, fuse, fuse_max)
+                group = _claim_group(store, study, fuse, fuse_max, trusted, outcome.refused, log)
                 if not group:
                     exhausted, last_look = True, time.monotonic()
                     break
@@ -223,7 +236,8 @@ def run_grid(
                         trial.number,
                     )
                     store.set_attr(trial._trial_id, "run_dir", str(run_dir))
-                    payload.append((trial._trial_id, trial.user_attrs["config"], str(run_dir)))
+                    config = trusted.localize(trial.user_attrs["config"])  # this machine's copy
+                    payload.append((trial._trial_id, config, str(run_dir)))
                     if tracker is not None:
                         tracker.start(
                             trial._trial_id,
@@ -238,6 +252,8 @@ def run_grid(
                 display.start_worker(index, shown, group[0].user_attrs["config"]["epochs"])
             if not busy:
                 state = store.progress(study, cells)
+                if state.waiting and state.waiting <= len(outcome.refused):
+                    state.waiting = 0  # nothing queued that this process may run
                 if state.complete or not state.pending or (state.held and not wait):
                     break
                 if state.held and not state.waiting:
@@ -345,9 +361,29 @@ def _label(trial: Any) -> str:
     return f"{trial.user_attrs['name']} s{trial.user_attrs['seed']}"
 
 
-def _claim_group(store: RunStore, study: Any, fuse: str, fuse_max: int) -> list[Any]:
-    """One claimed run, plus (when fusing) up to fuse_max - 1 more that can train with it."""
-    first = store.claim(study)
+def _claim_group(
+    store: RunStore,
+    study: Any,
+    fuse: str,
+    fuse_max: int,
+    trusted: TrustedModels,
+    refused: list[str],
+    log: Callable[[str], None],
+) -> list[Any]:
+    """One claimed run, plus (when fusing) up to fuse_max - 1 more that can train with it.
+
+    A run whose model code this process was not given stays queued; it is named once."""
+
+    def allowed(attrs: dict[str, Any]) -> bool:
+        if trusted.localize(attrs.get("config", {})) is not None:
+            return True
+        label = f"{attrs.get('name')} s{attrs.get('seed')}"
+        if label not in refused:
+            refused.append(label)
+            log(f"{label}: refused: {trusted.refusal(attrs.get('config', {}))}")
+        return False
+
+    first = store.claim(study, accept=allowed)
     if first is None:
         return []
     group = [first]
@@ -357,7 +393,10 @@ def _claim_group(store: RunStore, study: Any, fuse: str, fuse_max: int) -> list[
     key = fuse_key(config)
     while len(group) < fuse_max:
         more = store.claim(
-            study, accept=lambda attrs: fuse_key(TrainConfig.from_dict(attrs["config"])) == key
+            study,
+            accept=lambda attrs: (
+                allowed(attrs) and fuse_key(TrainConfig.from_dict(attrs["config"])) == key
+            ),
         )
         if more is None:
             break
