@@ -97,7 +97,12 @@ class Param:
 
     def suggest(self, trial: optuna.Trial) -> Any:
         if self.kind == "categorical":
-            return trial.suggest_categorical(self.name, list(self.choices))
+            value = trial.suggest_categorical(self.name, list(self.choices))
+            if value not in self.choices:
+                # a trial queued in a shared store with a value outside this process's space
+                # (e.g. a model reference it was not given): never built, let alone run
+                raise ConfigError(f"{self.name} = {value!r} is not one of this space's choices")
+            return value
         if self.kind == "int":
             return trial.suggest_int(
                 self.name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log
