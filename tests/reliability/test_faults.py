@@ -250,6 +250,24 @@ class _Exploit:
         return (os.system, (f"touch {self.marker}",))
 
 
+def _tensor_data_offset(checkpoint: bytes) -> int:
+    """Offset of the middle of the largest tensor record inside a torch.save zip."""
+    import io
+    import struct
+    import zipfile
+
+    record = max(zipfile.ZipFile(io.BytesIO(checkpoint)).infolist(), key=lambda i: i.file_size)
+    header = checkpoint[record.header_offset : record.header_offset + 30]
+    name_length, extra_length = struct.unpack("<HH", header[26:30])
+    return record.header_offset + 30 + name_length + extra_length + record.file_size // 2
+
+
+def _flip(data: bytes, offset: int) -> bytes:
+    flipped = bytearray(data)
+    flipped[offset] ^= 0x40
+    return bytes(flipped)
+
+
 def test_malicious_and_truncated_checkpoints_are_refused(tmp_path, reliability):
     import torch
 
@@ -259,31 +277,64 @@ def test_malicious_and_truncated_checkpoints_are_refused(tmp_path, reliability):
 
     good = Path(pretrained_init).with_name("default.pt").read_bytes()
     marker = tmp_path / "pwned"
+    # every case must be refused with one line; the bit flips hit bytes the format checks
+    # (the zip signatures at the start and in the central directory at the end)
     cases = {
         "malicious pickle": None,
         "truncated": good[: len(good) // 2],
-        "bit-flipped": bytes(b ^ (0x40 if i == len(good) // 3 else 0) for i, b in enumerate(good)),
+        "bit-flipped zip header": _flip(good, 0),
+        "bit-flipped central directory": _flip(good, good.rindex(b"PK\x01\x02")),
         "empty": b"",
         "not a checkpoint": b"hello world\n",
     }
     malicious = tmp_path / "malicious.pt"
     torch.save({"format": "mnistlab-checkpoint-1", "config": _Exploit(marker)}, malicious)
-    survived = 0
+    survived, failures = 0, []
     for name, payload in cases.items():
         path = malicious if payload is None else tmp_path / f"{name.replace(' ', '_')}.pt"
         if payload is not None:
             path.write_bytes(payload)
         try:
             load_checkpoint(path)
-            refused = name == "bit-flipped"  # a flip inside tensor data can still load cleanly
+            refused = False
         except MnistlabError as error:
             refused = "\n" not in str(error)
         survived += refused and not marker.exists()
+        if not refused:
+            failures.append(name)
     reliability(
-        "malicious / truncated / corrupted checkpoints",
+        "malicious / truncated / corrupted (bit flip in a checked byte) checkpoints",
         len(cases),
         survived,
         "nothing; no code executed" if not marker.exists() else "CODE EXECUTED",
     )
     assert not marker.exists()
-    assert survived == len(cases)
+    assert survived == len(cases), f"loaded instead of refused: {failures}"
+
+
+def test_bit_flip_inside_tensor_data_is_refused_or_reported(tmp_path, reliability):
+    """torch.save's zip stores no checksum that torch.load verifies, so a flip inside weight
+    bytes may load: then it must show up as changed weights, never as a survived case."""
+    from mnistlab.errors import MnistlabError
+    from mnistlab.pretrained import __file__ as pretrained_init
+    from mnistlab.run.checkpoint import load_checkpoint
+
+    source = Path(pretrained_init).with_name("default.pt")
+    good = source.read_bytes()
+    path = tmp_path / "flipped.pt"
+    path.write_bytes(_flip(good, _tensor_data_offset(good)))
+    try:
+        loaded = load_checkpoint(path)
+    except MnistlabError as error:
+        assert "\n" not in str(error)
+        reliability("bit flip inside tensor data", 1, 1, "nothing: refused")
+        return
+    original = load_checkpoint(source).model.state_dict()
+    changed = [k for k, v in loaded.model.state_dict().items() if not v.equal(original[k])]
+    assert changed, "the flip landed in tensor data, yet every weight is unchanged"
+    reliability(
+        "bit flip inside tensor data",
+        1,
+        0,
+        f"loaded, weights differ ({', '.join(changed)}): not detected, the format has no checksum",
+    )
