@@ -47,6 +47,7 @@ from mnistlab.config import TrainConfig
 from mnistlab.errors import MnistlabError
 from mnistlab.experiments import DEFAULT_STORE
 from mnistlab.experiments.owner import Liveness, Owner, liveness, this_process
+from mnistlab.models.reference import parse_reference, source_of
 
 # A RUNNING trial without a heartbeat for GRACE_SECONDS belongs to a dead worker. The
 # environment may shorten both (fault-injection tests); every process on a store must agree.
@@ -129,6 +130,21 @@ class Progress:
 def poll_seconds() -> float:
     """How often a process with nothing to train looks for runs to take back."""
     return max(0.5, min(5.0, GRACE_SECONDS / 4))
+
+
+def trial_attrs(name: str, config: TrainConfig, suite: str) -> dict[str, Any]:
+    """What a stored run carries from the start (grid and tune alike): its cell id, name, seed
+    and full config, and for a user's model a copy of its source (provenance on the trial)."""
+    attrs: dict[str, Any] = {
+        "cell_id": config.config_hash(),
+        "name": name,
+        "seed": config.seed,
+        "config": config.to_dict(),
+        "suite": suite,
+    }
+    if config.model_sha256:
+        attrs["model_source"] = source_of(parse_reference(config.model))[0]
+    return attrs
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -309,13 +325,7 @@ class RunStore:
                         changed = True
                     continue
                 present[cell_id] = name
-                new[cell_id] = {
-                    "cell_id": cell_id,
-                    "name": name,
-                    "seed": config.seed,
-                    "config": config.to_dict(),
-                    "suite": study.study_name,
-                }
+                new[cell_id] = trial_attrs(name, config, study.study_name)
             if changed:
                 retry_locked(lambda: study.set_user_attr("aliases", aliases))
             for attrs in new.values():

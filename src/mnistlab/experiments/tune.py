@@ -46,7 +46,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from mnistlab.config import TrainConfig, coerce, read_toml
 from mnistlab.errors import ConfigError, MnistlabError, choices_error
-from mnistlab.experiments.store import Holder, poll_seconds
+from mnistlab.experiments.store import Holder, poll_seconds, trial_attrs
 
 if TYPE_CHECKING:
     from mnistlab.data import Splits
@@ -483,14 +483,7 @@ class _TrialTrainer:
             return TrialState.FAIL, None
         config = config.replace(name=f"{self.study}-t{trial.number}")
         run_dir = self.runs_root / self.study / f"t{trial.number:04d}"
-        attrs = {
-            "cell_id": config.config_hash(),
-            "name": config.name,
-            "seed": config.seed,
-            "config": config.to_dict(),
-            "suite": self.study,
-            "run_dir": str(run_dir),
-        }
+        attrs = {**trial_attrs(config.name, config, self.study), "run_dir": str(run_dir)}
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         tracker = self.tracker
