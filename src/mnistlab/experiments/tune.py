@@ -47,6 +47,7 @@ from optuna.trial import FrozenTrial, TrialState
 from mnistlab.config import TrainConfig, coerce, read_toml
 from mnistlab.errors import ConfigError, MnistlabError, choices_error
 from mnistlab.experiments.store import Holder, poll_seconds, trial_attrs
+from mnistlab.run import MODEL_SHORTCUTS, merge_layers
 
 if TYPE_CHECKING:
     from mnistlab.data import Splits
@@ -55,12 +56,8 @@ if TYPE_CHECKING:
 
 SPACE_KEYS = ("name", "description", "base", "params")
 PARAM_KEYS = ("low", "high", "log", "step", "choices")
-MODEL_OPTIONS: dict[str, type] = {
-    "width": float,
-    "dropout_p": float,
-    "use_bn": bool,
-    "activation": str,
-}
+# the model-option shortcuts (run.spec) a space may search, with the type of their values
+MODEL_OPTIONS: dict[str, type] = dict(zip(MODEL_SHORTCUTS, (bool, float, str, float), strict=True))
 AUGMENT_KEYS = ("rotate_deg", "translate", "scale", "erase_p")
 VIRTUAL: dict[str, type] = {"aug_strength": float}
 MODEL_KEYS = ("model", "max_params", *MODEL_OPTIONS)
@@ -241,20 +238,10 @@ def _prefixed(source: str, message: str) -> str:
 def _build_config(
     base: dict[str, Any], values: dict[str, Any], overrides: dict[str, Any], source: str
 ) -> TrainConfig:
-    merged = dict(base)
-    options = dict(merged.pop("model_options", {}))
-    for key in MODEL_OPTIONS:  # shortcuts may also be written at the top of [base]
-        if key in merged:
-            options[key] = merged.pop(key)
-    strength = 1.0
-    for key, value in values.items():
-        if key in MODEL_OPTIONS:
-            options[key] = value
-        elif key == "aug_strength":
-            strength = float(value)
-        else:
-            merged[key] = value
-    merged["model_options"] = options
+    sampled = {key: value for key, value in values.items() if key not in VIRTUAL}
+    strength = float(values.get("aug_strength", 1.0))
+    # [base] then the sampled values, layered as every run is (recipe, model-option shortcuts)
+    merged = merge_layers(base, sampled)
     data = {**TrainConfig().to_dict(), **coerce(merged, source=f"{source} [base]")}
     if strength != 1.0:
         for key in AUGMENT_KEYS:
