@@ -318,6 +318,21 @@ def test_api_says_when_a_model_has_no_findable_source(tmp_path):
     assert not (tmp_path / "run" / "model_source.py").exists()
 
 
+def test_api_grid_runs_a_suite_of_user_models(tmp_path):
+    # the suite's own model file is code this process was given: its runs are not left queued
+    write_nets(tmp_path)
+    suite = tmp_path / "mine.toml"
+    suite.write_text(
+        f'name = "mine"\n[base]\n{quick_base(model="nets.py:Net")}'
+        '[[groups]]\nname = "g"\nvariants = [ { name = "half", width = 0.5 } ]\n'
+    )
+    store = f"sqlite:///{tmp_path}/store.db"
+    rows = mnistlab.grid(suite, store=store, runs_dir=tmp_path / "runs", progress=False)
+    assert [(row["name"], row["seeds"]) for row in rows] == [("g_half", 1)]
+    runs = mnistlab.results("mine", store=store, runs=True)
+    assert [run["state"] for run in runs] == ["finished"]
+
+
 def test_api_summary_and_fit(tmp_path):
     info = mnistlab.summary(ApiNet, max_params=8000, width=2.0)
     assert info.params == sum(p.numel() for p in ApiNet(2.0).parameters())

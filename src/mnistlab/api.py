@@ -276,6 +276,7 @@ def grid(
     from mnistlab.experiments.runner import enqueue_suite, run_grid
     from mnistlab.experiments.store import RunStore
     from mnistlab.experiments.suites import load_suite
+    from mnistlab.run.trust import TrustedModels
 
     loaded = load_suite(suite).with_overrides(**overrides)
     run_store = RunStore(store)
@@ -289,6 +290,7 @@ def grid(
         data_dir=directory,
         progress=progress,
         log=lambda line: None,
+        trusted=TrustedModels.of(cell.config for cell in loaded.cells),  # the suite's own files
     )
     return results(loaded.name, store=store)
 
