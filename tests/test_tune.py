@@ -190,29 +190,56 @@ def test_tune_command_resumes_to_the_total_and_shows_test_beside_val(tmp_path, c
     assert "created with other settings: epochs 1 (asked 2)" in capsys.readouterr().err
 
 
-def test_a_dead_processes_trial_is_retried_at_the_same_point(tmp_path, monkeypatch, mnist_dir):
-    import mnistlab.experiments.store as store_module
+@pytest.mark.parametrize(
+    ("holder", "grace", "reason"),
+    [
+        # a dead pid on this machine: taken back at once, whatever the grace
+        ("dead here", 900, "holder-died"),
+        # another machine: waited for, taken back once its heartbeat is older than the grace
+        ("elsewhere", 2, "stale"),
+    ],
+)
+def test_a_dead_processes_trial_is_retried_at_the_same_point(
+    tmp_path, monkeypatch, mnist_dir, holder, grace, reason
+):
+    import subprocess
+    import sys
 
-    # a short heartbeat grace, so the "dead" trial below is stale within a second
-    monkeypatch.setattr(store_module, "HEARTBEAT_SECONDS", 1)
-    monkeypatch.setattr(store_module, "GRACE_SECONDS", 1)
+    import mnistlab.experiments.store as store_module
+    from mnistlab.experiments.owner import Owner, this_process
+
+    monkeypatch.setattr(store_module, "GRACE_SECONDS", grace)
     text = QUICK_SPACE.replace('"tiny"', '"tiny"\nwidth = 0.5').replace("epochs = 3", "epochs = 1")
     text = text.replace("{ choices = [0.05, 0.00001, 100.0] }", "{ low = 0.01, high = 0.1 }")
     space = load_space(write_space(tmp_path, text))
     store = RunStore(f"sqlite:///{tmp_path}/store.db")
-    kwargs = {"data_dir": mnist_dir, "runs_root": tmp_path / "runs", "log": None}
+    lines: list[str] = []
+    kwargs = {"data_dir": mnist_dir, "runs_root": tmp_path / "runs", "log": lines.append}
     run_tune(store, space, 1, **kwargs)
-    # a process that asked for a trial and was killed: RUNNING, its heartbeat going stale
+    # a process that claimed a trial and was killed: RUNNING, held by a pid that is gone
+    me = this_process()
+    if holder == "dead here":
+        gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True).stdout  # fmt: skip
+        owner = Owner(me.host, me.space, int(gone), 1)
+    else:
+        owner = Owner("otherhost", "other-boot/other-ns", 4242, 1)
     study = store.study("quick", create=False)
     dead = study.ask({"lr": optuna.distributions.FloatDistribution(0.01, 0.1)})
     dead.set_user_attr("state", "running")
+    store.set_attr(dead._trial_id, "owner", owner.to_attr())
     store.heartbeat(dead._trial_id)
-    # > grace + 1 s: SQLite's now() has whole seconds, so the stale check may see 1 s less
-    time.sleep(2.5)
+    started = time.monotonic()
     outcome = run_tune(store, space, 2, **kwargs)
     trials = store.study("quick", create=False).trials
     assert trials[dead.number].state == optuna.trial.TrialState.FAIL
+    assert trials[dead.number].user_attrs["state"] == reason
     retry = [t for t in trials if t.user_attrs.get("retry_of") == dead.number]
     assert len(retry) == 1 and retry[0].params == dead.params
     assert retry[0].state == optuna.trial.TrialState.COMPLETE
-    assert outcome.finished == 2  # the dead trial does not count toward the total
+    assert outcome.finished == 2 and len(trials) == 3  # the dead trial does not count
+    waited = [line for line in lines if "waiting for 1 trial(s) held by other processes" in line]
+    if holder == "elsewhere":
+        assert waited and "otherhost pid 4242, heartbeat" in waited[0], lines
+    else:
+        assert not waited and time.monotonic() - started < 120, lines
