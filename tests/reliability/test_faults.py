@@ -206,8 +206,9 @@ def test_interrupted_train_leaves_no_partial_files(tmp_path):
     process = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "mnistlab.cli",
+            "-c",
+            # the CLI's entry point, however the cli module is laid out
+            "import sys; from mnistlab.cli import main; sys.exit(main())",
             "train",
             "--epochs",
             "50",

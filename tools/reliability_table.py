@@ -1,0 +1,66 @@
+"""The README's Reliability table from a fault-injection run, with the commit it measured.
+
+    MNISTLAB_RELIABILITY_REPORT=docs/results/reliability.json \\
+        pytest -m "slow or not slow" tests/reliability | tee docs/results/reliability.log
+    python tools/reliability_table.py [--json docs/results/reliability.json] [--readme README.md]
+
+Prints the table; with --readme, replaces the block between the README's
+`<!-- reliability-table -->` and `<!-- /reliability-table -->` markers with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+START, END = "<!-- reliability-table -->", "<!-- /reliability-table -->"
+
+
+def render(report: dict[str, Any]) -> str:
+    commit = report.get("commit") or "unknown"
+    state = (
+        f", with uncommitted changes to {len(report['uncommitted'])} file(s)"
+        if report.get("uncommitted")
+        else ""
+    )
+    lines = [
+        f"Measured on commit `{commit[:12]}`{state}, {report.get('date', '?')}: "
+        f"{report.get('tests', '?')} tests, {report.get('failed', '?')} failed, in "
+        f"{report.get('seconds', '?')} s on {report.get('cpus', '?')} CPU cores "
+        f"(Python {report.get('python', '?')}, torch {report.get('torch', '?')}).",
+        "",
+        "| fault injected | trials | survived | lost |",
+        "|---|---|---|---|",
+    ]
+    for record in report["records"]:
+        fault = str(record["fault"]).replace("|", "\\|").replace("\n", " ")
+        lost = str(record["lost"]).replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| {fault} | {record['trials']} | {record['survived']} | {lost} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path, default=REPO / "docs/results/reliability.json")
+    parser.add_argument("--readme", type=Path, help="rewrite the table block in this file")
+    args = parser.parse_args()
+    report = json.loads(args.json.read_text())
+    if isinstance(report, list):  # written before the commit was recorded: no provenance
+        report = {"records": report}
+    table = render(report)
+    if args.readme is None:
+        print(table, end="")
+        return
+    text = args.readme.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"{args.readme}: no {START} ... {END} block to replace")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    args.readme.write_text(f"{head}{START}\n{table}{END}{tail}")
+
+
+if __name__ == "__main__":
+    main()
