@@ -252,8 +252,10 @@ def layer_rows(card: ModelCard) -> list[list[str]]:
 
 @dataclass(frozen=True)
 class CheckItem:
-    """One line of the checklist; `ok` is None for a line that is information only."""
+    """One line of the checklist: `key` names the check (params, epochs, bn, dropout, gap,
+    rf), `name` says it in words."""
 
+    key: str
     name: str
     ok: bool | None
     detail: str
@@ -277,26 +279,33 @@ def checklist(
     items = []
     if max_params:
         items.append(
-            CheckItem(f"params < {max_params:,}", card.params < max_params, f"{card.params:,}")
+            CheckItem(
+                "params", f"params < {max_params:,}", card.params < max_params, f"{card.params:,}"
+            )
         )
     if max_epochs:
-        items.append(CheckItem(f"epochs ≤ {max_epochs}", 0 < epochs <= max_epochs, str(epochs)))
+        items.append(
+            CheckItem("epochs", f"epochs ≤ {max_epochs}", 0 < epochs <= max_epochs, str(epochs))
+        )
     dense = card.largest_linear
     head = f"largest Linear {dense:,} weights" if dense else "no Linear layer"
     rf = head_receptive_field(card)
     items += [
-        CheckItem("BatchNorm", card.has_bn, "present" if card.has_bn else "none"),
+        CheckItem("bn", "BatchNorm", card.has_bn, "present" if card.has_bn else "none"),
         CheckItem(
+            "dropout",
             "dropout",
             bool(card.dropout_ps),
             f"p={max(card.dropout_ps):g}" if card.dropout_ps else "none",
         ),
         CheckItem(
+            "gap",
             f"GAP head (no dense > {DENSE_HEAD_LIMIT:,})",
             card.gap_head,
             ("global pool, " if card.has_global_pool else "no global pool, ") + head,
         ),
         CheckItem(
+            "rf",
             f"receptive field at the head ≥ {input_size}",
             rf >= input_size,
             format_rf(rf, input_size),
@@ -322,5 +331,5 @@ def summary_record(card: ModelCard, items: list[CheckItem]) -> dict[str, Any]:
             }
             for row in card.rows
         ],
-        "checks": [{"check": i.name, "ok": i.ok, "detail": i.detail} for i in items],
+        "checks": [{"key": i.key, "check": i.name, "ok": i.ok, "detail": i.detail} for i in items],
     }

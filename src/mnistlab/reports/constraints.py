@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mnistlab.experiments.store import RunRecord
-from mnistlab.models.summary import DENSE_HEAD_LIMIT, ModelCard
+from mnistlab.models.summary import DENSE_HEAD_LIMIT, ModelCard, checklist
 from mnistlab.reports.document import Table
 from mnistlab.reports.tables import ConfigGroup
 
@@ -56,26 +56,22 @@ def consistency(members: list[RunRecord], target: float) -> Check:
 
 
 def checks(group: ConfigGroup, card: ModelCard, budget: Budget) -> dict[str, Check]:
-    params = card.params
+    """The model's checklist (`models.summary.checklist`, as `mnistlab summary` prints it) plus
+    the accuracy checks, which only results can answer."""
     epochs = group.config.get("epochs")
+    items = checklist(
+        card,
+        max_params=budget.max_params,
+        epochs=epochs if isinstance(epochs, int) else 0,
+        max_epochs=budget.max_epochs,
+    )
+    result = {item.key: Check(bool(item.ok), item.detail) for item in items if item.key in COLUMNS}
     val = group.stat("val_acc")
-    dense = card.largest_linear
-    head = f"dense {dense:,} weights" if dense else "no dense layer"
-    result = {
-        "params": Check(params < budget.max_params, f"{params:,}"),
-        "bn": Check(card.has_bn, ""),
-        "dropout": Check(
-            bool(card.dropout_ps),
-            f"p={max(card.dropout_ps):g}" if card.dropout_ps else "none",
-        ),
-        "gap": Check(card.gap_head, ("" if card.has_global_pool else "no global pool, ") + head),
-        "epochs": Check(isinstance(epochs, int) and epochs <= budget.max_epochs, str(epochs)),
-        "target": Check(
-            val.mean is not None and val.mean >= budget.target,
-            group.fmt("val_acc") if val.mean is not None else "no finished seed",
-        ),
-        "consistent": consistency(group.members, budget.target),
-    }
+    result["target"] = Check(
+        val.mean is not None and val.mean >= budget.target,
+        group.fmt("val_acc") if val.mean is not None else "no finished seed",
+    )
+    result["consistent"] = consistency(group.members, budget.target)
     return result
 
 
