@@ -365,16 +365,21 @@ def _scratch_copy(argv: list[str], scratch: Path) -> None:
     """Inputs named relative to the repo (docs/digits/) are copied into the scratch dir, so a
     command that writes (--out docs/...) can never touch the repository."""
     for before, a in zip(["", *argv], argv, strict=False):
+        if re.fullmatch(r"[^:]+\.py:\w+", a):  # a model reference reads its file
+            a = a.rpartition(":")[0]
         source = REPO / a
         if before in OUTPUTS or a.startswith("-") or "://" in a or not source.exists():
             continue
-        if (scratch / a).exists():
-            continue
-        (scratch / a).parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, scratch / a)
-        else:
-            shutil.copy(source, scratch / a)
+        # a suite or space names its model files relative to itself: they come along
+        inputs = [a, *(str(p.relative_to(REPO)) for p in source.parent.glob("*.py"))]
+        for name in inputs if a.endswith(".toml") else [a]:
+            if (scratch / name).exists():
+                continue
+            (scratch / name).parent.mkdir(parents=True, exist_ok=True)
+            if (REPO / name).is_dir():
+                shutil.copytree(REPO / name, scratch / name)
+            else:
+                shutil.copy(REPO / name, scratch / name)
 
 
 def _run(command: Command, scratch: Path, capsys, monkeypatch) -> str | None:
