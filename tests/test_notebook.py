@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
+
+WIDGET = "application/vnd.jupyter.widget-view+json"
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "own_model.ipynb"
 REASON = "{} not importable (pip install 'mnistlab[notebook]')"
@@ -70,3 +73,10 @@ def test_notebook_runs(tmp_path):
     # the curves: a figure rendered as an image
     images = [o for c in outputs for o in c.outputs if "image/png" in o.get("data", {})]
     assert len(images) == 1 and "2 Axes" in images[0]["data"]["text/plain"]
+
+    # the training progress bar: a widget where ipywidgets is installed, else one line per epoch
+    widgets = [o for c in outputs for o in c.outputs if WIDGET in o.get("data", {})]
+    if find_spec("ipywidgets") is not None:
+        assert widgets, "no progress bar widget in the notebook's output"
+    else:
+        assert "epoch 1/2" in printed and "epoch 2/2" in printed

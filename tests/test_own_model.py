@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import linecache
 import re
 import textwrap
 import tomllib
@@ -471,3 +472,50 @@ def test_bad_model_in_a_suite_creates_no_store_entry(capsys, tmp_path, variant, 
     )
     assert_one_line_exit_2(code, err, [r"bad\.toml", fragment])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml", "nets.py"]
+
+
+def test_fit_refuses_an_option_that_does_not_change_the_count(capsys, tmp_path):
+    nets = write_nets(tmp_path)
+    code, _, err = run_cli(
+        capsys, "fit", "--model", f"{nets}:Net", "--max-params", "8000", "--option", "dropout"
+    )
+    assert_one_line_exit_2(code, err, ["does not change the parameter count"])
+
+
+NOTEBOOK_CELL = textwrap.dedent(
+    """
+    from torch import nn
+
+
+    class CellNet(nn.Module):
+        def __init__(self, width: float = 1.0):
+            super().__init__()
+            c = max(2, round(6 * width))
+            self.body = nn.Sequential(
+                nn.Conv2d(1, c, 3), nn.BatchNorm2d(c), nn.ReLU(), nn.MaxPool2d(2),
+                nn.Conv2d(c, 10, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            )
+
+        def forward(self, x):
+            return self.body(x)
+
+
+    RAN_AGAIN = []
+    RAN_AGAIN.append("the rest of the cell")
+    """
+)
+
+
+def test_a_class_from_a_notebook_cell_is_saved_and_evaluates(capsys, tmp_path):
+    # IPython keeps a cell's text in linecache under the name its code objects carry
+    name = "<ipython-input-7-0123456789ab>"
+    linecache.cache[name] = (len(NOTEBOOK_CELL), None, NOTEBOOK_CELL.splitlines(True), name)
+    namespace = {"__name__": "__main__"}
+    exec(compile(NOTEBOOK_CELL, name, "exec"), namespace)
+    run = mnistlab.train(namespace["CellNet"], out=tmp_path / "run", progress=False, **API_QUICK)
+    copy = (tmp_path / "run" / "model_source.py").read_text()
+    assert run.summary["model_source"] == "model_source.py"
+    assert "class CellNet" in copy and "RAN_AGAIN" not in copy  # the definition, not the cell
+    assert run.summary["model_sha256"] == hashlib.sha256(copy.encode()).hexdigest()
+    figures, err = eval_json(capsys, tmp_path / "run" / "best.pt")
+    assert figures["val_acc"] == round(run.val_acc, 4) and "warning" not in err

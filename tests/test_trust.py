@@ -113,3 +113,32 @@ def test_check_unchanged_passes_same_code_and_registered_models() -> None:
     check_unchanged(stored, [config, TrainConfig(name="t")])
     with pytest.raises(ConfigError, match="changed since"):
         check_unchanged(stored, [config.replace(model_sha256="2" * 64)])
+
+
+def test_a_checkpoint_naming_code_runs_nothing_without_its_saved_copy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # weights load with weights_only=True; the config's model must not become a way in either
+    import torch
+
+    from mnistlab.run.checkpoint import checkpoint_payload
+
+    marker = tmp_path / "pwned"
+    tiny = torch.nn.Linear(1, 1)
+    for model, sha in (("os:system", ""), ("subprocess:run", "0" * 64)):
+        config = TrainConfig(model=model, model_sha256=sha, model_options={"args": "x"})
+        payload = checkpoint_payload(tiny, config)
+        payload["config"]["model_options"] = {"command": f"touch {marker}"}
+        path = tmp_path / f"{model.replace(':', '_')}.pt"
+        torch.save(payload, path)
+        assert main(["predict", "--checkpoint", str(path), str(path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "builds it only from the model_source.py" in err
+    assert not marker.exists()
+    # a copy beside it that is not the recorded code is refused too
+    (tmp_path / "model_source.py").write_text("import os\nos.system('touch pwned')\n")
+    config = TrainConfig(model="/x/nets.py:Net", model_sha256="1" * 64)
+    torch.save(checkpoint_payload(tiny, config), tmp_path / "best.pt")
+    assert main(["eval", "--checkpoint", str(tmp_path / "best.pt")]) == 2
+    assert "not the code this run was trained with" in capsys.readouterr().err
+    assert not marker.exists() and not (tmp_path / "pwned").exists()

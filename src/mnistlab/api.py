@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import linecache
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,13 +133,41 @@ def _describe(model: Any) -> str:
     return f"{target.__module__}:{target.__qualname__}"
 
 
+# a class or function copied out of a script or notebook loses the script's imports; these are
+# the ones a PyTorch model almost always uses, so the copy can rebuild it on its own
+PROLOGUE = "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n\n\n"
+
+
 def _source(model: Any) -> str:
-    """The class's or function's source; "" when Python cannot find it (the run record says)."""
+    """The code that defines `model`, for the run directory's copy: the whole module file when
+    it comes from an importable module (its helpers and imports come along); for a script or
+    notebook (`__main__`, whose file may train or plot when run) the definition itself, or the
+    text of the notebook cell that defined it. "" when Python finds neither: the run record
+    then says so."""
     target = model if inspect.isclass(model) or inspect.isfunction(model) else type(model)
+    if target.__module__ != "__main__":
+        try:
+            inspect.getsource(target)  # defined in that file (not built at run time)
+            return Path(inspect.getsourcefile(target) or "").read_text()
+        except (OSError, TypeError):
+            return ""
     try:
-        return inspect.getsource(target)
+        return PROLOGUE + inspect.getsource(target)
     except (OSError, TypeError):
+        pass
+    # IPython keeps each cell's text under the file name its code objects carry: find the
+    # definition's first line there and take its block (not the rest of the cell)
+    functions = [target] if inspect.isfunction(target) else list(vars(target).values())
+    codes = [f.__code__ for f in functions if hasattr(f, "__code__")]
+    if not codes or not (lines := linecache.getlines(codes[0].co_filename)):
         return ""
+    first = min(code.co_firstlineno for code in codes) - 1
+    keyword = "def" if inspect.isfunction(target) else "class"
+    pattern = re.compile(rf"\s*{keyword}\s+{re.escape(target.__name__)}\b")
+    for start in range(min(first, len(lines) - 1), -1, -1):
+        if pattern.match(lines[start]):
+            return PROLOGUE + "".join(inspect.getblock(lines[start:]))
+    return ""
 
 
 def _build_object(model: Any, options: dict[str, Any]) -> nn.Module | Callable[[], nn.Module]:
@@ -168,6 +198,15 @@ def _build_object(model: Any, options: dict[str, Any]) -> nn.Module | Callable[[
         return call_factory(label, model, options)
 
     return build
+
+
+def _notebook_without_widgets() -> bool:
+    """In Jupyter, rich draws its bar with ipywidgets; without them it prints a warning instead."""
+    from importlib.util import find_spec
+
+    from rich.console import Console
+
+    return Console().is_jupyter and find_spec("ipywidgets") is None
 
 
 def train(
@@ -210,6 +249,8 @@ def train(
         values["model_sha256"] = hashlib.sha256(source.encode()).hexdigest() if source else ""
         run_config = TrainConfig.from_dict(values)
         built = _build_object(model, dict(run_config.model_options))
+    if progress and _notebook_without_widgets():
+        progress, log = False, log or print  # no bar can render there: one line per epoch
     run_dir = Path(out) if out is not None else default_out_dir(run_config.name)
     check_out_dir(run_dir)
     data = load_mnist(Path(data_dir) if data_dir else None, download=download)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from mnistlab.config import TrainConfig
 from mnistlab.engine.device import resolve_device
 from mnistlab.engine.fused import fuse_key
-from mnistlab.errors import ConfigError, choices_error
+from mnistlab.errors import ConfigError, MnistlabError, choices_error
 from mnistlab.experiments import store as store_module
 from mnistlab.experiments.store import Holder, Progress, RunStore, poll_seconds
 from mnistlab.experiments.suites import Suite
@@ -35,6 +35,10 @@ from mnistlab.run.trust import TrustedModels, check_unchanged
 
 if TYPE_CHECKING:
     from mnistlab.experiments.tracking import Tracker
+
+
+class WorkerStartError(MnistlabError):
+    """A worker process died before it could take a run: retrying would loop forever."""
 
 
 @dataclass
@@ -84,6 +88,7 @@ def _worker_main(
 
     torch.set_num_threads(threads)
     data = load_mnist(Path(data_dir) if data_dir else None, download=False)
+    events.put(("ready", index, -1, None))  # a worker that dies before this never started
     parent = os.getppid()
     while True:
         try:
@@ -199,6 +204,7 @@ def run_grid(
         return process
 
     processes = [start_worker(i) for i in range(workers)]
+    ready: set[int] = set()  # workers that loaded the data and wait for runs
     # worker -> {trial_id: label} of the run(s) it trains (several when fused); first = shown
     busy: dict[int, dict[int, str]] = {}
     display = _GridDisplay(progress, store.pending(study), suite_name)
@@ -265,7 +271,9 @@ def run_grid(
                 kind, index, trial_id, payload = events.get(timeout=1.0)
             except queue.Empty:
                 kind = ""
-            if kind and trial_id not in busy.get(index, {}):
+            if kind == "ready":
+                ready.add(index)
+            elif kind and trial_id not in busy.get(index, {}):
                 kind = ""  # from a run already given back (its worker was replaced)
             if kind == "epoch":
                 if not store.report_epoch(trial_id, payload["epoch"], payload["val_acc"]):
@@ -301,6 +309,16 @@ def run_grid(
                 if tracker is not None:
                     tracker.fail(trial_id, payload)
                 end(index, trial_id)
+            for index, process in enumerate(processes):
+                if not process.is_alive() and index not in ready and events.empty():
+                    for trial_id in list(busy.get(index, {})):
+                        store.release(study, trial_id, "worker-died")
+                        end(index, trial_id)
+                    raise WorkerStartError(
+                        f"worker process {index} exited before it started (exit code "
+                        f"{process.exitcode}); from a Python script, call mnistlab.grid under "
+                        "`if __name__ == '__main__':` (worker processes import the script)"
+                    )
             for index, group in list(busy.items()):
                 if not processes[index].is_alive():
                     # a worker killed under us: give its run(s) back, start a fresh worker
@@ -313,6 +331,7 @@ def run_grid(
                         end(index, trial_id)
                     tasks[index] = context.Queue()  # the dead worker may hold the old one's lock
                     processes[index] = start_worker(index)
+                    ready.discard(index)
             if time.monotonic() - last_beat > store_module.HEARTBEAT_SECONDS / 2:
                 for group in busy.values():
                     for trial_id in group:

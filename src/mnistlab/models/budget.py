@@ -11,6 +11,7 @@ from mnistlab.models.registry import create_model, model_options
 
 FLOAT_STEPS = (1, 400)  # a float option is searched on a 0.01 grid, 0.01 .. 4.0
 INT_RANGE = (1, 4096)
+INVALID = 2**63  # the count of a value the model rejects: above every budget
 
 
 @dataclass(frozen=True)
@@ -57,10 +58,17 @@ def fit_to_budget(
 
     def params_at(step: int) -> int:
         if step not in tried:
-            tried[step] = count_params(create_model(name, **options, **{option: value_at(step)}))
+            try:
+                model = create_model(name, **options, **{option: value_at(step)})
+                tried[step] = count_params(model)
+            except ConfigError:
+                tried[step] = INVALID  # e.g. a probability above 1: as good as over budget
         return tried[step]
 
     low, high = INT_RANGE if is_int else FLOAT_STEPS
+    smallest = low
+    if params_at(low) == INVALID:
+        raise ConfigError(f"model {name!r}: {option} = {value_at(low)} does not build")
     if params_at(low) >= max_params:
         raise ConfigError(
             f"model {name!r} cannot fit under {max_params:,} params (smallest {option} "
@@ -75,6 +83,12 @@ def fit_to_budget(
         else:
             high = middle - 1
     value = value_at(low)
+    if low > smallest and params_at(low) == params_at(smallest):
+        raise ConfigError(
+            f"model {name!r}: option {option!r} does not change the parameter count "
+            f"({params_at(low):,} at every value tried); scale an option that sets channel "
+            "counts, such as `width`"
+        )
     return BudgetFit(
         name,
         float(value),

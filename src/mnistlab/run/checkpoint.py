@@ -20,13 +20,7 @@ from torch import nn
 
 from mnistlab.config import TrainConfig
 from mnistlab.errors import ConfigError, MnistlabError
-from mnistlab.models.reference import (
-    SOURCE_COPY,
-    ModelRef,
-    file_sha256,
-    parse_reference,
-    source_of,
-)
+from mnistlab.models.reference import SOURCE_COPY, file_sha256, parse_reference
 from mnistlab.run.build import build_model
 
 __all__ = [
@@ -119,41 +113,38 @@ def model_from_bytes(data: bytes, name: str) -> LoadedModel:
 
 
 def _build_user_aware(config: TrainConfig, name: str) -> tuple[nn.Module, tuple[str, ...]]:
-    """Build the checkpoint's model. A user model file that changed since training (or is gone)
-    is replaced by the copy saved in the run directory when that copy is the trained code."""
-    if not config.model_sha256:
+    """Build the checkpoint's model without running code the checkpoint merely names.
+
+    A registered model is the package's code. A user's model is built only from the
+    `model_source.py` saved beside the checkpoint, and only when its sha256 is the one the run
+    recorded: a checkpoint that names `os:system` or another machine's path runs nothing. The
+    file the run was trained from is only compared, never imported here (a note says when it
+    changed or is gone)."""
+    if ":" not in config.model:
         return build_model(config), ()
-    ref = parse_reference(config.model)
-    current = _current_sha(ref)
-    if current == config.model_sha256:
-        return build_model(config), ()
-    state = "is missing" if current is None else "changed"
     copy = Path(name).parent / SOURCE_COPY
-    if ref.kind == "file" and copy.is_file() and file_sha256(copy) == config.model_sha256:
-        note = (
-            f"model file {ref.path} {state} since this run was trained; using the copy saved "
-            f"with the run ({copy})"
-        )
-        return build_model(config.replace(model=f"{copy.resolve()}:{ref.attribute}")), (note,)
-    if current is None:
+    if not config.model_sha256 or not copy.is_file():
         raise ConfigError(
-            f"model {config.model!r} is missing and no {SOURCE_COPY} with its trained code "
-            "lies beside the checkpoint"
+            f"names user model code ({config.model}); mnistlab builds it only from the "
+            f"{SOURCE_COPY} its run saved beside the checkpoint, and there is none "
+            "(keep a run directory together)"
         )
-    note = (
-        f"model {config.model!r} changed since this run was trained (sha256 "
-        f"{config.model_sha256[:12]} then, {current[:12]} now); building it from today's code"
-    )
-    return build_model(config.replace(model_sha256="")), (note,)
-
-
-def _current_sha(ref: ModelRef) -> str | None:
-    if ref.kind == "file" and not ref.path.is_file():
-        return None
-    try:
-        return source_of(ref)[1]
-    except ConfigError:
-        return None
+    if file_sha256(copy) != config.model_sha256:
+        raise ConfigError(
+            f"{copy} is not the code this run was trained with (sha256 differs from the "
+            f"recorded {config.model_sha256[:12]}); refusing to run it"
+        )
+    ref = parse_reference(config.model)
+    notes: tuple[str, ...] = ()
+    if ref.kind == "file" and (
+        not ref.path.is_file() or file_sha256(ref.path) != config.model_sha256
+    ):
+        state = "is missing" if not ref.path.is_file() else "changed"
+        notes = (
+            f"model file {ref.path} {state} since this run was trained; using the copy "
+            f"saved with the run ({copy})",
+        )
+    return build_model(config.replace(model=f"{copy.resolve()}:{ref.attribute}")), notes
 
 
 def _safe_load(data: bytes, name: str) -> Any:
