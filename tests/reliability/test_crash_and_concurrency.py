@@ -156,13 +156,15 @@ def kill_and_restart_at_once(
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        if index % 2 == 0:
-            # anywhere: start-up, claiming, training, checkpoint or store writes
+        if index % 2 == 1:
+            # anywhere: start-up, claiming, training, checkpoint or store writes (the first kill
+            # is the in-run kind: on a quiet machine a small study may be over within seconds)
             time.sleep(rng.uniform(0.5, 10.0))
         else:
-            # inside a run: soon after this process claimed one
+            # inside a run: right after this process claimed one (a quick run on a quiet
+            # machine is over in about a second, so a later kill can miss it)
             wait_for_claim(store, study, process, limit=90)
-            time.sleep(rng.uniform(0.0, 3.0))
+            time.sleep(rng.uniform(0.0, 0.3))
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)  # the coordinator and its workers
         process.wait()

@@ -143,3 +143,5 @@ def add_commands(commands: Any) -> None:
         help="also time K configs: one after another, in worker processes, and fused",
     )
     sub.add_argument("--json", action="store_true", help="print one JSON object")
+    sub.add_argument("--data-dir", type=Path, default=None, help="MNIST directory")
+    sub.set_defaults(handler=cmd_bench)

@@ -310,7 +310,10 @@ def run_grid(
                     tracker.fail(trial_id, payload)
                 end(index, trial_id)
             for index, process in enumerate(processes):
-                if not process.is_alive() and index not in ready and events.empty():
+                # an exception at start-up (exit code > 0), not a kill (< 0): restarting the
+                # worker would fail the same way, forever
+                started = index in ready or not events.empty()
+                if not process.is_alive() and (process.exitcode or 0) > 0 and not started:
                     for trial_id in list(busy.get(index, {})):
                         store.release(study, trial_id, "worker-died")
                         end(index, trial_id)
