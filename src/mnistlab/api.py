@@ -29,7 +29,13 @@ from mnistlab.config import TrainConfig
 from mnistlab.errors import ConfigError
 from mnistlab.experiments import DEFAULT_STORE
 from mnistlab.models.budget import BudgetFit, fit_to_budget
-from mnistlab.models.reference import SOURCE_COPY, call_factory, check_model, factory_options
+from mnistlab.models.reference import (
+    SOURCE_COPY,
+    call_factory,
+    check_model,
+    checked_options,
+    factory_options,
+)
 from mnistlab.models.registry import create_model
 from mnistlab.models.summary import CheckItem, ModelCard, checklist, model_card, summary_record
 from mnistlab.run import layer_config
@@ -185,13 +191,7 @@ def _build_object(model: Any, options: dict[str, Any]) -> nn.Module | Callable[[
             f"model must be a name, a reference like nets.py:Net, an nn.Module, an nn.Module "
             f"class or a function returning one; got {type(model).__name__}"
         )
-    defaults, required = factory_options(model)
-    unknown = sorted(set(options) - set(defaults) - set(required))
-    if unknown:
-        accepted = ", ".join(sorted([*defaults, *required])) or "(none)"
-        raise ConfigError(
-            f"unknown option {unknown[0]!r} for model {label!r}; accepted: {accepted}"
-        )
+    options = checked_options(label, *factory_options(model), options)
     check_model(label, call_factory(label, model, options))  # fails now, not after data loads
 
     def build() -> nn.Module:

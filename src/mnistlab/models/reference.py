@@ -205,6 +205,53 @@ def factory_options(factory: Callable[..., Any]) -> tuple[dict[str, Any], tuple[
     return defaults, tuple(required)
 
 
+def _check_type(model: str, option: str, value: Any, default: Any) -> Any:
+    """Coerce/validate `value` against the type of the option's default (ints pass as floats).
+
+    A user model's option whose default is not a plain value (None, a tuple...) is not checked."""
+    expected = type(default)
+    if expected not in (bool, int, float, str):
+        return value
+    ok: bool
+    if expected is bool:
+        ok = isinstance(value, bool)
+    elif expected is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif expected is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, expected)
+    if not ok:
+        raise ConfigError(
+            f"invalid value {value!r} for option {option!r} of model {model!r} "
+            f"(expected {expected.__name__})"
+        )
+    return value
+
+
+def checked_options(
+    model: str, defaults: dict[str, Any], required: tuple[str, ...], options: dict[str, Any]
+) -> dict[str, Any]:
+    """`options` checked against a factory's signature: no unknown key, every required one
+    given, each value of its default's type (ints pass as floats). One-line errors."""
+    unknown = sorted(set(options) - set(defaults) - set(required))
+    if unknown:
+        accepted = ", ".join(sorted([*defaults, *required])) or "(none)"
+        raise ConfigError(
+            f"unknown option {unknown[0]!r} for model {model!r}; accepted options: {accepted}"
+        )
+    missing = [key for key in required if key not in options]
+    if missing:
+        raise ConfigError(
+            f"model {model!r}: option {missing[0]!r} has no default; give it with "
+            f"--model-opt {missing[0]}=VALUE"
+        )
+    return {
+        k: _check_type(model, k, v, defaults[k]) if k in defaults else v for k, v in options.items()
+    }
+
+
 def call_factory(text: str, factory: Callable[..., Any], options: dict[str, Any]) -> nn.Module:
     """Build the model, turning a raising factory or a non-module result into one line."""
     try:

@@ -14,11 +14,12 @@ from typing import Any, TypeVar
 
 from torch import nn
 
-from mnistlab.errors import ConfigError, choices_error
+from mnistlab.errors import choices_error
 from mnistlab.models.blocks import count_params
 from mnistlab.models.reference import (
     call_factory,
     check_model,
+    checked_options,
     factory_options,
     load_attribute,
     parse_reference,
@@ -81,31 +82,6 @@ def _entry(name: str) -> _Entry:
         raise choices_error("model", name, list(_REGISTRY)) from None
 
 
-def _check_type(model: str, option: str, value: Any, default: Any) -> Any:
-    """Coerce/validate `value` against the type of the option's default (ints pass as floats).
-
-    A user model's option whose default is not a plain value (None, a tuple...) is not checked."""
-    expected = type(default)
-    if expected not in (bool, int, float, str):
-        return value
-    ok: bool
-    if expected is bool:
-        ok = isinstance(value, bool)
-    elif expected is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif expected is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    else:
-        ok = isinstance(value, expected)
-    if not ok:
-        raise ConfigError(
-            f"invalid value {value!r} for option {option!r} of model {model!r} "
-            f"(expected {expected.__name__})"
-        )
-    return value
-
-
 def create_model(name: str, *, model_sha256: str = "", **options: Any) -> nn.Module:
     """Build a model from a registered name or a reference (`nets.py:Net`, `pkg.mod:make_net`).
 
@@ -119,21 +95,7 @@ def create_model(name: str, *, model_sha256: str = "", **options: Any) -> nn.Mod
     else:
         factory = load_attribute(ref, model_sha256)
         defaults, required = factory_options(factory)
-    unknown = sorted(set(options) - set(defaults) - set(required))
-    if unknown:
-        accepted = ", ".join(sorted([*defaults, *required])) or "(none)"
-        raise ConfigError(
-            f"unknown option {unknown[0]!r} for model {name!r}; accepted options: {accepted}"
-        )
-    missing = [key for key in required if key not in options]
-    if missing:
-        raise ConfigError(
-            f"model {name!r}: option {missing[0]!r} has no default; give it with "
-            f"--model-opt {missing[0]}=VALUE"
-        )
-    checked = {
-        k: _check_type(name, k, v, defaults[k]) if k in defaults else v for k, v in options.items()
-    }
+    checked = checked_options(name, defaults, required, options)
     if ref.kind == "registry":
         return factory(**checked)
     model = call_factory(name, factory, checked)
