@@ -427,7 +427,7 @@ def test_unknown_model_option_names_the_accepted_ones(capsys, tmp_path, monkeypa
     )
     assert_one_line_exit_2(code, err, [r"unknown option 'depth'", r"dropout, width"])
     assert not out_dir.exists()
-    with pytest.raises(ConfigError, match=r"unknown option 'depth'.*accepted: width"):
+    with pytest.raises(ConfigError, match=r"unknown option 'depth'.*accepted options: width"):
         mnistlab.train(ApiNet, model_options={"depth": 3}, out=out_dir, progress=False)
     assert not out_dir.exists()
 
