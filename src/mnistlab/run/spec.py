@@ -26,7 +26,8 @@ MODEL_SHORTCUTS = ("use_bn", "dropout_p", "activation", "width")
 
 
 def merge_layers(*layers: dict[str, Any]) -> dict[str, Any]:
-    """Merge raw config mappings, later first; recipes expanded, shortcuts into model_options."""
+    """Merge raw config mappings, each over the ones before it; a layer's recipe expands under
+    its own keys, shortcuts go into model_options."""
     merged: dict[str, Any] = {}
     for layer in layers:
         layer = dict(layer)
