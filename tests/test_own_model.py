@@ -18,6 +18,7 @@ from torch import nn
 
 import mnistlab
 from mnistlab.cli import main
+from mnistlab.config import TrainConfig
 from mnistlab.errors import ConfigError
 from quick_config import QUICK_BASE, quick_base
 
@@ -519,3 +520,32 @@ def test_a_class_from_a_notebook_cell_is_saved_and_evaluates(capsys, tmp_path):
     assert run.summary["model_sha256"] == hashlib.sha256(copy.encode()).hexdigest()
     figures, err = eval_json(capsys, tmp_path / "run" / "best.pt")
     assert figures["val_acc"] == round(run.val_acc, 4) and "warning" not in err
+
+
+def test_tune_searches_a_user_model_named_relative_to_its_space(capsys, tmp_path, monkeypatch):
+    folder = tmp_path / "search"
+    folder.mkdir()
+    nets = write_nets(folder)
+    base = quick_base(model="nets.py:Net", max_params=3000)
+    (folder / "space.toml").write_text(
+        f'name = "mine"\n[base]\n{base}\n[params]\nlr = {{ low = 0.01, high = 0.1, log = true }}\n'
+    )
+    monkeypatch.chdir(tmp_path)  # not the space's folder: the path is relative to the file
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    argv = ["tune", "--space", str(folder / "space.toml"), "--trials", "2", "--store", url]
+    code, _, err = run_cli(capsys, *argv, "--pruner", "none", "--runs-dir", str(tmp_path / "r"))
+    assert code == 0, err
+    code, out, _ = run_cli(capsys, "results", "--store", url, "--json")
+    runs = json.loads(out)
+    assert len(runs) == 2 and {r["state"] for r in runs} == {"finished"}
+    assert all(r["params"] < 3000 for r in runs)
+    stored = [TrainConfig.from_dict(config) for config in _trial_configs(url, "mine")]
+    assert {c.model for c in stored} == {f"{nets.resolve()}:Net"}
+    assert {c.model_sha256 for c in stored} == {sha256(nets)}
+
+
+def _trial_configs(url: str, study: str) -> list[dict]:
+    import optuna
+
+    trials = optuna.load_study(study_name=study, storage=url).get_trials()
+    return [t.user_attrs["config"] for t in trials]
