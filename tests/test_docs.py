@@ -419,3 +419,39 @@ def test_documented_command_runs(command, mnist_dir, tmp_path_factory, capsys, m
             state.done[earlier.index] = _run(earlier, state.scratch, capsys, monkeypatch)
         failure = state.done.get(earlier.index)
         assert failure is None, failure
+
+
+# --------------------------------------------------------------------------- links
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def _relative_links(path: Path) -> list[tuple[int, str]]:
+    """(line number, target) of each markdown link outside fenced blocks that names a file
+    in the repository (not http(s), mailto or a bare #anchor); the #anchor part is dropped."""
+    links, in_block = [], False
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if FENCE.match(line):
+            in_block = not in_block
+            continue
+        if in_block:
+            continue
+        for target in LINK.findall(line):
+            if target.startswith(("http://", "https://", "mailto:", "#")):
+                continue
+            links.append((number, target.split("#", 1)[0]))
+    return links
+
+
+def test_relative_links_resolve():
+    # README.md and the docs pages link each other and docs/results/ by relative paths: a page
+    # moved or a file renamed must not leave a dead link behind
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    problems = [
+        f"{page.relative_to(REPO)}:{number}: {target}"
+        for page in pages
+        for number, target in _relative_links(page)
+        if not (page.parent / target).exists()
+    ]
+    assert _relative_links(REPO / "README.md"), "no relative link found in README.md"
+    assert not problems, "links to files that do not exist:\n" + "\n".join(problems)

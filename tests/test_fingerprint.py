@@ -26,7 +26,7 @@ FINGERPRINT = Path(__file__).parent / "data" / "fingerprint.json"
 # the documented figures that come from training runs (see each one's raw output)
 FIGURES = (
     "README.md Quick-start table (docs/results/default-train*.txt)",
-    "README.md / docs accuracy-under-a-budget table and shipped weights (src/mnistlab/pretrained)",
+    "docs/accuracy.md accuracy-under-a-budget table and shipped weights (src/mnistlab/pretrained)",
     "docs/results/* grids, ablations, speedrun and tune studies",
 )
 # the default recipe, shortened: 2 epochs of 640 images = 10 steps, augmentation and dropout on

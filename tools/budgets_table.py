@@ -1,4 +1,4 @@
-"""The README's budget table from the `budgets` suite, and the shipped weights chosen on val.
+"""docs/accuracy.md's budget table from the `budgets` suite, and the val-best shipped weights.
 
     python tools/budgets_table.py --store sqlite:///runs/budgets.db [--ship]
 

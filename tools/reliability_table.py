@@ -1,10 +1,11 @@
-"""The README's Reliability table from a fault-injection run, with the commit it measured.
+"""docs/reliability.md's table from a fault-injection run, with the commit it measured.
 
     MNISTLAB_RELIABILITY_REPORT=docs/results/reliability.json \\
         pytest -m "slow or not slow" tests/reliability | tee docs/results/reliability.log
-    python tools/reliability_table.py [--json docs/results/reliability.json] [--readme README.md]
+    python tools/reliability_table.py [--json docs/results/reliability.json] \\
+        [--doc docs/reliability.md]
 
-Prints the table; with --readme, replaces the block between the README's
+Prints the table; with --doc, replaces the block between that page's
 `<!-- reliability-table -->` and `<!-- /reliability-table -->` markers with it.
 """
 
@@ -45,21 +46,27 @@ def render(report: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, default=REPO / "docs/results/reliability.json")
-    parser.add_argument("--readme", type=Path, help="rewrite the table block in this file")
+    parser.add_argument(
+        "--doc",
+        type=Path,
+        nargs="?",
+        const=REPO / "docs/reliability.md",
+        help="rewrite the table block in this file (default docs/reliability.md)",
+    )
     args = parser.parse_args()
     report = json.loads(args.json.read_text())
     if isinstance(report, list):  # written before the commit was recorded: no provenance
         report = {"records": report}
     table = render(report)
-    if args.readme is None:
+    if args.doc is None:
         print(table, end="")
         return
-    text = args.readme.read_text()
+    text = args.doc.read_text()
     if START not in text or END not in text:
-        raise SystemExit(f"{args.readme}: no {START} ... {END} block to replace")
+        raise SystemExit(f"{args.doc}: no {START} ... {END} block to replace")
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
-    args.readme.write_text(f"{head}{START}\n{table}{END}{tail}")
+    args.doc.write_text(f"{head}{START}\n{table}{END}{tail}")
 
 
 if __name__ == "__main__":

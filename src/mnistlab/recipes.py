@@ -3,7 +3,7 @@
 A recipe is just Python values over the defaults of `TrainConfig`; its model is scaled to the
 largest width under the budget at build time (`max_params`), so the same recipe fits any
 architecture given with `--model`. The suite `budgets` runs each recipe with seeds 0-4, and the
-suite `ablations` removes one ingredient at a time; the measured figures are in the README.
+suite `ablations` removes one ingredient at a time; the measured figures are in docs/accuracy.md.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ class Recipe:
     description: str
     max_params: int  # the budget: params must stay below this
     max_epochs: int
-    goal: str  # the issue's goal for this budget, as the README states it
+    goal: str  # the issue's goal for this budget, as docs/accuracy.md states it
     values: dict[str, Any]
 
     def config(self, **overrides: Any) -> TrainConfig:

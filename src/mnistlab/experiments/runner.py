@@ -174,7 +174,7 @@ def run_grid(
 
     `fuse`: train up to `fuse_max` claimed runs that share a `fuse_key` together in one worker
     (`engine.fused`): "on", "off", or "auto" = only on CUDA, where it is faster (on a CPU the
-    batched convolutions measured slower than one model at a time: see the README's benchmarks).
+    batched convolutions measured slower than one model at a time: see docs/benchmarks.md).
     `tracker` (e.g. MLflow) gets each run's config, epochs and summary from this process, which
     receives them anyway; the caller opens and closes it.
 

@@ -24,7 +24,7 @@ r5k        s004    4,854     99.21%   99.37%    recipe r5k, seed 1 of 0-4 (best 
 The r* entries come from the suite `budgets` (`mnistlab grid budgets`); of each recipe's five
 seeds the one with the highest *validation* accuracy is shipped, by
 ``python tools/budgets_table.py --ship`` (test accuracy is never looked at to choose). Their
-mean ± std over the five seeds is in the README.
+mean ± std over the five seeds is in docs/accuracy.md.
 
 Use::
 
