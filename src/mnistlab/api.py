@@ -30,7 +30,6 @@ from mnistlab.errors import ConfigError
 from mnistlab.experiments import DEFAULT_STORE
 from mnistlab.models.budget import BudgetFit, fit_to_budget
 from mnistlab.models.reference import (
-    SOURCE_COPY,
     call_factory,
     check_model,
     checked_options,
@@ -346,4 +345,4 @@ def results(suite: str, *, store: str = DEFAULT_STORE, runs: bool = False) -> li
     return run_rows(records) if runs else config_rows(records)
 
 
-__all__ = ["SOURCE_COPY", "Summary", "TrainResult", "fit", "grid", "results", "summary", "train"]
+__all__ = ["Summary", "TrainResult", "fit", "grid", "results", "summary", "train"]

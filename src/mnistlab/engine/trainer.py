@@ -95,7 +95,8 @@ def train_run(
     device = resolve_device(config.device)
     splits = splits.to(device)
     generator = torch.Generator().manual_seed(config.seed)
-    if out_dir is not None:
+    if out_dir is not None and model_source:
+        # an object's source, found by the caller; a reference's is copied by RunState
         write_model_source(out_dir, config, model_source)
     # fork_rng keeps the caller's global RNG untouched while init and dropout draw from it
     with torch.random.fork_rng(devices=[]):
@@ -193,6 +194,8 @@ class RunState:
         if out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(out_dir / "config.toml", config.to_toml())
+            if not (out_dir / SOURCE_COPY).exists():  # one run or fused: every run dir gets it
+                write_model_source(out_dir, config)
         self.records: list[EpochRecord] = []
         self.best: dict[str, Any] = {
             "val_acc": -1.0,
