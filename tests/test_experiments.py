@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -153,6 +154,32 @@ def test_grid_runs_once_and_rerun_does_not_duplicate(tmp_path, capsys):
     assert "0 newly queued" in out
     after = results(tmp_path, capsys)
     assert {(r["name"], r["seed"]): (r["val_acc"], r["run_dir"]) for r in after} == before
+
+
+def test_top_gives_more_seeds_to_the_best_configs_by_val_only(tmp_path, capsys):
+    suite = write_suite(tmp_path)
+    started = time.perf_counter()
+    assert main(grid_argv(suite, tmp_path)) == 0
+    wall = time.perf_counter() - started
+    seconds = int(re.search(r"failed in (\d+)s", capsys.readouterr().out).group(1))
+    assert seconds <= wall + 1  # the grid's own wall time, not the machine's uptime
+    first = {run["name"]: run["val_acc"] for run in results(tmp_path, capsys)}
+    assert main(grid_argv(suite, tmp_path, "--top", "2", "--seeds", "2")) == 0
+    assert "2 newly queued" in capsys.readouterr().out
+    runs = results(tmp_path, capsys)
+    seeded = {name for name, count in Counter(run["name"] for run in runs).items() if count == 2}
+    # the two with the best seed-0 val acc got seed 1; the test set played no part
+    assert len(seeded) == 2
+    assert min(first[name] for name in seeded) >= max(
+        val for name, val in first.items() if name not in seeded
+    )
+    assert len(runs) == 6
+
+
+def test_top_before_any_finished_run_is_a_one_line_error(tmp_path, capsys):
+    suite = write_suite(tmp_path)
+    assert main(grid_argv(suite, tmp_path, "--top", "1", "--seeds", "2", "--no-wait")) == 2
+    assert "no suite 'quick' in store" in capsys.readouterr().err
 
 
 def test_diverging_config_is_marked_and_the_rest_finish(tmp_path, capsys):

@@ -78,7 +78,7 @@ def _grid_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_grid(args: argparse.Namespace) -> int:
     from mnistlab.data import ensure_mnist
-    from mnistlab.experiments.runner import enqueue_suite
+    from mnistlab.experiments.runner import enqueue_suite, top_configs
     from mnistlab.experiments.store import RunStore
     from mnistlab.experiments.suites import load_suite
 
@@ -88,6 +88,9 @@ def cmd_grid(args: argparse.Namespace) -> int:
     check_count("--seeds", seeds)
     data_dir = ensure_mnist(args.data_dir, download=not args.no_download, log=print)
     store = RunStore(args.store)
+    if args.top is not None:
+        check_count("--top", args.top)
+        suite = top_configs(store, suite, args.top)
     added = enqueue_suite(store, suite, seeds)
     total = len(suite.cells) * seeds
     print(
@@ -344,6 +347,13 @@ def add_commands(commands: Any) -> None:
     sub.add_argument("suite", help="built-in suite name (see `mnistlab suites`) or PATH.toml")
     sub.add_argument(
         "--seeds", type=int, help="seeds per config, 0..N-1 (default: the suite's, else 1)"
+    )
+    sub.add_argument(
+        "--top",
+        type=int,
+        metavar="N",
+        help="only the N configs with the best mean val accuracy among the store's finished "
+        "runs (e.g. --top 3 --seeds 3 after a one-seed pass)",
     )
     sub.add_argument("--epochs", type=int, help="override every config's epochs")
     sub.add_argument("--train-subset", type=int, help="override: train on the first N images")

@@ -72,6 +72,22 @@ def enqueue_suite(store: RunStore, suite: Suite, seeds: int) -> int:
     return store.enqueue(study, [(cell.name, cell.config) for cell in runs])
 
 
+def top_configs(store: RunStore, suite: Suite, count: int) -> Suite:
+    """The suite cut to its `count` best configs by mean val accuracy over the store's finished
+    runs (validation only: the test set never chooses), e.g. to give only those more seeds."""
+    import dataclasses
+
+    from mnistlab.experiments.results import config_rows
+
+    rows = config_rows(store.records(store.study(suite.name, create=False)))
+    ranked = [row["name"] for row in rows if row["val_acc"].mean is not None]
+    if not ranked:
+        raise ConfigError(f"--top: suite {suite.name!r} has no finished run in the store yet")
+    best = set(ranked[:count])
+    cells = tuple(cell for cell in suite.cells if cell.name in best)
+    return dataclasses.replace(suite, cells=cells)
+
+
 def _worker_main(
     index: int,
     threads: int,
@@ -312,8 +328,8 @@ def run_grid(
             for index, process in enumerate(processes):
                 # an exception at start-up (exit code > 0), not a kill (< 0): restarting the
                 # worker would fail the same way, forever
-                started = index in ready or not events.empty()
-                if not process.is_alive() and (process.exitcode or 0) > 0 and not started:
+                worker_started = index in ready or not events.empty()
+                if not process.is_alive() and (process.exitcode or 0) > 0 and not worker_started:
                     for trial_id in list(busy.get(index, {})):
                         store.release(study, trial_id, "worker-died")
                         end(index, trial_id)
