@@ -17,11 +17,24 @@ is the number of seeds `grid` runs when `--seeds` is not given.
 
 A group expands to variants x axes; each run is named `group_variant_bs64`. A group with no
 variants is one variant; a group with no axes is one point.
+
+A seed's suite may carry the seed's published figures, for `mnistlab compare`. They are data
+about the seed, never part of a run: no config or config hash depends on them.
+
+    [published]
+    protocol = "best epoch on the test set, 1 run"   # how the seed measured, in words
+    source = "seed README, 'Full Results'"           # where the figures are written
+    B_bn_do_sgd_onecycle = { test_acc_best = 99.44 } # a cell's name = {metric = figure}
+    E1 = { test_acc_best = 98.58, note = "README: '~98.58%'" }
+
+The metrics are the keys of PUBLISHED_METRICS; accuracies are in %.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import math
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -33,8 +46,18 @@ from mnistlab.errors import ConfigError, choices_error
 from mnistlab.run import layer_config, merge_tables
 from mnistlab.run.build import build_model
 
-SUITE_KEYS = ("name", "description", "seeds", "base", "groups")
+SUITE_KEYS = ("name", "description", "seeds", "base", "groups", "published")
 GROUP_KEYS = ("name", "description", "set", "variants", "axes", "axis_labels")
+# a published figure's metric -> how the seed measured it; the order is the order of rows
+PUBLISHED_METRICS = {
+    "test_acc_best": "best epoch picked on test",
+    "val_acc_best": "best epoch's val acc (picked on val)",
+    "test_acc_last3_min": "lowest test acc of the last 3 epochs",
+    "test_acc_last3_max": "highest test acc of the last 3 epochs",
+    "test_acc_final": "test acc of the final model, measured once",
+    "epochs_to_99": "first epoch with test acc >= 99%",
+}
+PUBLISHED_TEXT_KEYS = ("protocol", "source")
 
 
 @dataclass(frozen=True)
@@ -46,6 +69,34 @@ class Cell:
 
 
 @dataclass(frozen=True)
+class Figure:
+    """One figure a seed published for one cell: `metric` (a PUBLISHED_METRICS key) = `value`."""
+
+    cell: str
+    metric: str
+    value: float
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Published:
+    """A seed's published figures and how it measured them (the suite's `[published]`)."""
+
+    protocol: str
+    source: str
+    figures: tuple[Figure, ...]
+
+    def of(self, cell: str) -> list[Figure]:
+        return [f for f in self.figures if f.cell == cell]
+
+    @property
+    def headline(self) -> str:
+        """The metric shown for a cell the seed published nothing for: the first one used."""
+        used = {f.metric for f in self.figures}
+        return next(m for m in PUBLISHED_METRICS if m in used)
+
+
+@dataclass(frozen=True)
 class Suite:
     name: str
     description: str
@@ -53,13 +104,14 @@ class Suite:
     source: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
     seeds: int = 1  # seeds per config when the command line does not say
+    published: Published | None = None  # the seed's own figures; no run depends on them
 
     def with_overrides(self, **overrides: Any) -> Suite:
         """The same suite with some config values forced (e.g. epochs, train_subset)."""
         if not overrides:
             return self
         cells = tuple(Cell(c.name, c.config.replace(**overrides)) for c in self.cells)
-        return Suite(self.name, self.description, cells, self.source, self.notes, self.seeds)
+        return dataclasses.replace(self, cells=cells)
 
     def runs(self, seeds: int) -> list[Cell]:
         """Every (config, seed) pair: seeds 0..seeds-1 of every cell."""
@@ -93,7 +145,9 @@ def _with_line(message: str, path: Path) -> str:
     """Prefix the file and, when the message names a key, the line where that key is written."""
     if not message.startswith(str(path)):
         message = f"{path}: {message}"
-    keys = re.findall(r"(?:unknown key '|^|: )(\w+) must|unknown key '(\w+)'", message)
+    keys = re.findall(
+        r"(?:unknown key '|^|: )(\w+) must|unknown key '(\w+)'|no cell '(\w+)'", message
+    )
     names = [name for pair in keys for name in pair if name]
     if names:
         lines = path.read_text(errors="replace").splitlines()
@@ -126,7 +180,56 @@ def parse_suite(data: dict[str, Any], *, source: str, base_dir: Path | None = No
     seeds = data.get("seeds", 1)
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
         raise ConfigError(f"{source}: seeds must be a positive integer, got {seeds!r}")
-    return Suite(name, str(data.get("description", "")), tuple(cells), source, seeds=seeds)
+    published = None
+    if "published" in data:
+        published = _published(data["published"], names, f"{source} [published]")
+    description = str(data.get("description", ""))
+    return Suite(name, description, tuple(cells), source, seeds=seeds, published=published)
+
+
+def _published(data: Any, cells: list[str], where: str) -> Published:
+    """`[published]`: protocol and source in words, then `cell = {metric = figure, ...}`."""
+    data = _table(data, where)
+    texts = {}
+    for key in PUBLISHED_TEXT_KEYS:
+        value = data.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{where}: {key} must be a non-empty string")
+        texts[key] = value.strip()
+    figures: list[Figure] = []
+    for cell, values in data.items():
+        if cell in PUBLISHED_TEXT_KEYS:
+            continue
+        if cell not in cells:
+            raise ConfigError(f"{where}: no cell {cell!r} in this suite; cells: {', '.join(cells)}")
+        values = dict(_table(values, f"{where}.{cell}"))
+        note = values.pop("note", "")
+        if not isinstance(note, str):
+            raise ConfigError(f"{where}.{cell}: note must be a string")
+        if not values:
+            raise ConfigError(f"{where}.{cell}: no figure; metrics: {', '.join(PUBLISHED_METRICS)}")
+        for metric, value in values.items():
+            if metric not in PUBLISHED_METRICS:
+                valid = ", ".join([*PUBLISHED_METRICS, "note"])
+                raise ConfigError(f"{where}.{cell}: unknown key {metric!r}; valid keys: {valid}")
+            figures.append(Figure(cell, metric, _figure(metric, value, f"{where}.{cell}"), note))
+    if not figures:
+        raise ConfigError(f"{where}: no figure for any cell")
+    order = {name: index for index, name in enumerate(cells)}
+    metrics = list(PUBLISHED_METRICS)
+    figures.sort(key=lambda f: (order[f.cell], metrics.index(f.metric)))
+    return Published(texts["protocol"], texts["source"], tuple(figures))
+
+
+def _figure(metric: str, value: Any, where: str) -> float:
+    if metric == "epochs_to_99":
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"{where}: {metric} must be a positive integer, got {value!r}")
+        return float(value)
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or not 0.0 <= value <= 100.0:
+        raise ConfigError(f"{where}: {metric} must be an accuracy in %, 0 to 100, got {value!r}")
+    return float(value)
 
 
 def _expand_group(
