@@ -8,8 +8,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mnistlab.cli.common import MODEL_REFERENCE_HELP, check_count, data_flags, store_flag
+from mnistlab.cli.common import (
+    MODEL_REFERENCE_HELP,
+    check_count,
+    data_flags,
+    rich_console,
+    store_flag,
+)
 from mnistlab.errors import ConfigError
+from mnistlab.experiments import NOISE_RULE
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -33,6 +40,29 @@ def cmd_report(args: argparse.Namespace) -> int:
         device=args.device,
     )
     print(f"report written: {paths[0]} and {paths[1]} ({len(paths) - 2} images)")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from rich.table import Table as RichTable
+    from rich.text import Text
+
+    from mnistlab.experiments.compare import compare_store
+    from mnistlab.reports.compare import comparison_notes, comparison_table
+
+    comparison = compare_store(args.suite, args.store)
+    if args.json:
+        print(json.dumps(comparison.to_dict(), indent=2))
+        return 0
+    table = comparison_table(comparison)
+    shown = RichTable(title=f"published vs reproduced: {comparison.suite}")
+    for index, header in enumerate(table.headers):
+        shown.add_column(header, justify="right" if table.column(index) == "r" else "left")
+    for row in table.rows:
+        shown.add_row(*(Text(cell) for cell in row))  # cells are text, never rich markup
+    rich_console().print(shown)
+    for note in comparison_notes(comparison):
+        print(note)
     return 0
 
 
@@ -124,6 +154,23 @@ def add_commands(commands: Any) -> None:
     )
     data_flags(sub)
     sub.set_defaults(handler=cmd_report)
+
+    sub = commands.add_parser(
+        "compare",
+        help="a seed's published figures beside ours, with a verdict against the noise",
+        description="For each figure a seed suite's README published (its [published] table): "
+        "the figure, ours measured the seed's way (e.g. best epoch picked on the test set, "
+        "from the per-epoch test accuracy the seed suites record), ours measured honestly "
+        "(epoch picked on validation, test set evaluated once), mean ± std over the seeds in "
+        "the store, the difference in points and a verdict. Only runs whose config is exactly "
+        "the suite's count; a config without runs says 'not run'. Verdict: " + NOISE_RULE,
+    )
+    sub.add_argument(
+        "suite", metavar="SUITE", help="a seed suite (seed000 ... seed004) or PATH.toml"
+    )
+    store_flag(sub)
+    sub.add_argument("--json", action="store_true", help="print one JSON object")
+    sub.set_defaults(handler=cmd_compare)
 
     sub = commands.add_parser("bench", help="time the seeds' pipeline and mnistlab's side by side")
     sub.add_argument(

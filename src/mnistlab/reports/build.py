@@ -41,6 +41,7 @@ from mnistlab.models.summary import (
     model_card,
 )
 from mnistlab.reports import plots
+from mnistlab.reports.compare import published_section
 from mnistlab.reports.constraints import Budget, Check, checklist_table, checks
 from mnistlab.reports.diagnostics import pick_test_images, predict_test, resolve_run_dir
 from mnistlab.reports.document import (
@@ -299,6 +300,7 @@ class _Context:
         blocks: list[Block] = [Heading(1, f"mnistlab report: suite `{self.suite}`")]
         blocks += self.provenance()
         blocks += self.results()
+        blocks += published_section(self.suite, self.records)  # seed suites only
         blocks += self.best()
         blocks += self.top()
         blocks += self.curves()
