@@ -26,17 +26,17 @@ if [[ $PHASES == *smoke* ]]; then
   {
     echo "commit $commit  $(date -u +%FT%TZ)"; nvidia-smi -L; nproc
     python3 -c "import torch, optuna; print('torch', torch.__version__, 'optuna', optuna.__version__)"
-    timeout 150 python3 tools/gpu/smoke.py
-    timed "train 2 epochs on cuda" 90 mnistlab train --device cuda --epochs 2 --no-progress --out "$T/train"
+    timeout 120 python3 tools/gpu/smoke.py
+    timed "train 2 epochs on cuda" 60 mnistlab train --device cuda --epochs 2 --no-progress --out "$T/train"
     for fuse in on off; do
-      timed "grid seed000 3 configs-ish, fuse=$fuse" 90 mnistlab grid seed000 --device cuda \
+      timed "grid seed000 1 epoch, fuse=$fuse" 60 mnistlab grid seed000 --device cuda \
         --fuse "$fuse" --epochs 1 --train-subset 5000 --val-size 2000 --no-progress \
         --store "sqlite:///$T/g$fuse.db" --runs-dir "$T/g$fuse"
     done
-    timed "tune x3 on cuda" 90 mnistlab tune --space budget8k --trials 3 --max-epochs 1 \
+    timed "tune x3 on cuda" 60 mnistlab tune --space budget8k --trials 3 --max-epochs 1 \
       --train-subset 2000 --device cuda --store "sqlite:///$T/t.db" --runs-dir "$T/t"
-    timed "predict (cuda checkpoint)" 60 mnistlab predict --checkpoint "$T/train/best.pt" docs/digits
-    timed "bench 5 s" 90 mnistlab bench --seconds 5 --grid 4
+    timed "predict (cuda checkpoint)" 30 mnistlab predict --checkpoint "$T/train/best.pt" docs/digits
+    timed "bench 5 s" 60 mnistlab bench --seconds 5 --grid 4
   } 2>&1 | tee "$OUT/smoke.txt"
 fi
 
