@@ -123,15 +123,17 @@ def cpu_seconds(pid: int) -> float | None:
     """User + system CPU time of a process and its live descendants (Linux /proc), or None."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        children = [
-            int(child)
-            for task in Path(f"/proc/{pid}/task").iterdir()
-            for child in (task / "children").read_text().split()
-        ]
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except OSError:
         return None
     total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total + sum(cpu_seconds(child) or 0.0 for child in children)
+    for task in tasks:
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:  # a thread that has just ended
+            continue
+        total += sum(cpu_seconds(int(child)) or 0.0 for child in children)
+    return total
 
 
 def busy_cores() -> tuple[float, float] | None:
