@@ -188,10 +188,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import torch
+
     from mnistlab.inference.server import make_server
 
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be in 0..65535, got {args.port}")
+    # one image per forward pass: a second intra-op thread gains nothing there, and each
+    # request thread's OpenMP team spun on the cores that decode the next requests
+    torch.set_num_threads(1)
     model, _, label = _load_for_inference(args)
     try:
         server = make_server(

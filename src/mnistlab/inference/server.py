@@ -90,6 +90,9 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "mnistlab"
     protocol_version = "HTTP/1.1"
+    # headers and body go out as two writes; with Nagle's algorithm the body waited for the
+    # client's delayed ACK of the headers (up to 40 ms) on a kept-alive connection
+    disable_nagle_algorithm = True
     # a client that stops sending mid-request frees its thread after this many seconds
     timeout = 10
 
@@ -195,6 +198,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # Ctrl-C does not wait for an idle keep-alive connection
+    # connections waiting to be accepted; socketserver's 5 made some of a burst of clients
+    # wait for their SYN to be resent (1 s, then 3 s)
+    request_queue_size = 128
 
     def __init__(
         self, address: tuple[str, int], model: nn.Module, label: str, verbose: bool
