@@ -605,10 +605,114 @@ def test_server_rejects_bad_requests_and_keeps_running(server_address):
     assert status == 200 and json.loads(answer)["digit"] == 1
 
 
+def _expected_answer(model: torch.nn.Module, body: bytes) -> dict:
+    """What the server must answer for `body`: `predict` on `preprocess_image`, as JSON."""
+    from mnistlab.inference.predict import predict
+    from mnistlab.inference.server import MAX_PIXELS
+
+    pixels = preprocess_image(body, label="drawing", max_pixels=MAX_PIXELS)
+    answer = {**predict(model, pixels)[0].as_dict(), "image28": pixels.reshape(-1).tolist()}
+    return json.loads(json.dumps(answer))
+
+
+def _serve(model: torch.nn.Module, **options) -> tuple[object, tuple[str, int]]:
+    from mnistlab.inference.server import make_server
+
+    server = make_server(model, port=0, **options)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, server.server_address[:2]
+
+
+def _stop(server) -> None:
+    server.shutdown()
+    server.server_close()
+
+
+def _post_png(address: tuple[str, int], body: bytes) -> tuple[int, dict]:
+    status, answer = request(address, "POST", "/predict", body, {"Content-Type": "image/png"})
+    return status, json.loads(answer)
+
+
+def test_server_answers_are_predicts_with_and_without_worker_processes(server_address):
+    model, _ = pretrained.load("default")
+    bodies = [png_bytes(draw_strokes(digit)) for digit in range(10)]
+    bodies += [path.read_bytes() for path in sorted((REPO / "docs" / "digits").iterdir())]
+    in_process, address = _serve(model, workers=0)
+    try:
+        for body in bodies:
+            expected = _expected_answer(model, body)
+            for where in (server_address, address):  # worker processes, then none
+                status, answer = _post_png(where, body)
+                assert status == 200 and answer == expected
+    finally:
+        _stop(in_process)
+
+
+def test_concurrent_requests_each_get_their_own_answer(server_address):
+    model, _ = pretrained.load("default")
+    bodies = [png_bytes(draw_strokes(digit)) for digit in range(10)]
+    expected = [_expected_answer(model, body) for body in bodies]
+    wrong: list[str] = []
+
+    def client(offset: int) -> None:
+        # each client cycles through the ten digits from its own starting point, so that
+        # requests in flight at the same moment carry different images
+        connection = http.client.HTTPConnection(*server_address, timeout=60)
+        try:
+            for step in range(20):
+                digit = (offset + step) % 10
+                connection.request("POST", "/predict", bodies[digit], {"Content-Type": "image/png"})
+                response = connection.getresponse()
+                answer = json.loads(response.read())
+                if response.status != 200 or answer != expected[digit]:
+                    wrong.append(f"client {offset} digit {digit}: {response.status}")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=client, args=(offset,)) for offset in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not wrong, wrong[:5]
+
+
+def test_server_replaces_worker_processes_that_die():
+    import multiprocessing
+    import signal
+
+    model, _ = pretrained.load("default")
+    before = set(multiprocessing.active_children())
+    server, address = _serve(model, workers=1)
+    try:
+        workers = set(multiprocessing.active_children()) - before
+        assert len(workers) == 1
+        for worker in workers:
+            os.kill(worker.pid, signal.SIGKILL)
+            worker.join(10)
+        body = png_bytes(draw_strokes(4))
+        # the request that finds the pool broken fails alone; the next gets fresh workers
+        statuses = []
+        for _ in range(3):
+            status, answer = _post_png(address, body)
+            statuses.append(status)
+            if status == 200:
+                break
+            assert status == 500 and answer == {"error": "internal error"}
+        assert statuses[-1] == 200 and answer["digit"] == 4, statuses
+    finally:
+        _stop(server)
+
+
+def test_serve_refuses_a_negative_worker_count(capsys):
+    code, _, err = run_cli(capsys, "serve", "--workers", "-1")
+    assert code == 2 and "--workers must be 0 or more, got -1" in err
+
+
 def test_serve_command_starts_on_a_free_port(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "mnistlab.cli", "serve", "--port", "0"],
+        [sys.executable, "-m", "mnistlab.cli", "serve", "--port", "0", "--workers", "1"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

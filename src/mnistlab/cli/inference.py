@@ -194,13 +194,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be in 0..65535, got {args.port}")
+    if args.workers is not None and args.workers < 0:
+        raise ConfigError(f"--workers must be 0 or more, got {args.workers}")
     # one image per forward pass: a second intra-op thread gains nothing there, and each
     # request thread's OpenMP team spun on the cores that decode the next requests
     torch.set_num_threads(1)
     model, _, label = _load_for_inference(args)
     try:
         server = make_server(
-            model, host=args.host, port=args.port, label=label, verbose=args.verbose
+            model,
+            host=args.host,
+            port=args.port,
+            label=label,
+            verbose=args.verbose,
+            workers=args.workers,
         )
     except OSError as error:
         raise ConfigError(f"cannot listen on {args.host}:{args.port}: {error.strerror}") from None
@@ -272,6 +279,12 @@ def add_commands(commands: Any) -> None:
     sub.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     sub.add_argument(
         "--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)"
+    )
+    sub.add_argument(
+        "--workers",
+        type=int,
+        help="processes that decode and preprocess images (default: one per CPU core; "
+        "0: in the server process)",
     )
     sub.add_argument("--verbose", action="store_true", help="log every request")
     sub.set_defaults(handler=cmd_serve)

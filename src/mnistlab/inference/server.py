@@ -6,6 +6,12 @@ data URL, or JSON ``{"image": "data:image/png;base64,..."}``, preprocesses it wi
 function as `mnistlab predict`, and answers JSON ``{digit, prob, top3, probs, image28}``
 (``image28``: the 784 pixels the model saw, row by row, 0..255).
 
+Each connection has a thread; decoding and preprocessing run in worker processes (one per core
+by default): that work is ~2 ms of Python, numpy and Pillow per drawing that holds the GIL, so
+in threads one core did it for every request. The model call (well under 1 ms) runs in the
+request's thread, one at a time. `tools/load_serve.py` measures it; docs/inference.md has the
+figures.
+
 Bad requests get a JSON ``{"error": ...}`` with 400 (malformed, empty drawing), 411 (no
 length), 413 (body over the limit) or 404; a bug in one request is a 500 for that request,
 never the end of the server. Binds 127.0.0.1 unless told otherwise: it is a local demo, not a
@@ -18,13 +24,19 @@ import base64
 import binascii
 import html
 import json
+import multiprocessing
+import os
+import signal
 import sys
 import threading
+from concurrent.futures import ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
 
+import numpy as np
 from torch import nn
 
 from mnistlab.inference.predict import predict
@@ -44,6 +56,57 @@ DISCARD_LIMIT = 16 * 1024 * 1024
 def page(model_label: str) -> bytes:
     template = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
     return template.replace("__MODEL__", html.escape(model_label)).encode("utf-8")
+
+
+def _preprocess(image: bytes) -> np.ndarray:
+    return preprocess_image(image, label="drawing", max_pixels=MAX_PIXELS)
+
+
+class _Preprocessing:
+    """`preprocess_image` on request bodies, in `workers` processes (0: in the calling thread).
+
+    A worker that dies (killed, or crashed by a hostile image) fails the requests it had taken;
+    the next request after that gets a fresh pool.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._lock = threading.Lock()
+        self._pool = self._start() if workers else None
+
+    def _start(self) -> ProcessPoolExecutor:
+        # Forked, where the system can: at once, sharing the loaded libraries' memory. Spawned
+        # workers would re-import the `mnistlab` script and PyTorch with it: ~1.5 s and ~275 MB
+        # each. The first pool is forked before the server has started any thread; workers run
+        # only numpy and Pillow code.
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        pool = ProcessPoolExecutor(
+            self.workers,
+            mp_context=multiprocessing.get_context(method),
+            # Ctrl-C reaches the whole process group: the server stops its workers itself
+            initializer=signal.signal,
+            initargs=(signal.SIGINT, signal.SIG_IGN),
+        )
+        # start the workers now rather than on the first requests
+        wait([pool.submit(int) for _ in range(self.workers)])
+        return pool
+
+    def __call__(self, image: bytes) -> np.ndarray:
+        pool = self._pool
+        if pool is None:
+            return _preprocess(image)
+        try:
+            return pool.submit(_preprocess, image).result()
+        except BrokenProcessPool:
+            with self._lock:
+                if self._pool is pool:
+                    pool.shutdown(wait=False)
+                    self._pool = self._start()
+            raise
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
 
 
 class _BadRequest(Exception):
@@ -110,10 +173,9 @@ class _Handler(BaseHTTPRequestHandler):
             if self.path.split("?", 1)[0] != "/predict":
                 raise _BadRequest(HTTPStatus.NOT_FOUND, "POST to /predict")
             image = decode_body(self._read_body(), self.headers.get("Content-Type", ""))
+            pixels = self.server.preprocess(image)
             with self.server.lock:
-                # one prediction at a time: the model is tiny, and two cores are better spent
-                # on one forward pass than shared by several
-                pixels = preprocess_image(image, label="drawing", max_pixels=MAX_PIXELS)
+                # one forward pass at a time: the model is tiny, and a pass is cheapest alone
                 result = predict(self.server.model, pixels)[0]
             self._json(HTTPStatus.OK, {**result.as_dict(), "image28": pixels.reshape(-1).tolist()})
         except _BadRequest as error:
@@ -203,14 +265,25 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128
 
     def __init__(
-        self, address: tuple[str, int], model: nn.Module, label: str, verbose: bool
+        self,
+        address: tuple[str, int],
+        model: nn.Module,
+        label: str,
+        verbose: bool,
+        workers: int,
     ) -> None:
-        super().__init__(address, _Handler)
         self.model = model.cpu().eval()
         self.label = label
         self.page = page(label)
         self.verbose = verbose
         self.lock = threading.Lock()
+        # before binding: a failed bind calls server_close, which stops the workers
+        self.preprocess = _Preprocessing(workers)
+        super().__init__(address, _Handler)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.preprocess.close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # socketserver's default prints a traceback; a client that hangs up is not news, and
@@ -227,6 +300,15 @@ def make_server(
     port: int = 8000,
     label: str = "model",
     verbose: bool = False,
+    workers: int | None = None,
 ) -> ThreadingHTTPServer:
-    """A bound, not yet serving server (``port=0`` picks a free port: see ``server_address``)."""
-    return _Server((host, port), model, label, verbose)
+    """A bound, not yet serving server (``port=0`` picks a free port: see ``server_address``).
+
+    `workers`: processes that decode and preprocess images (default: one per CPU core; 0: in
+    the request threads). Call ``server_close()`` to stop them.
+    """
+    if workers is None:
+        workers = os.cpu_count() or 1
+    if workers < 0:
+        raise ValueError(f"workers must be >= 0, got {workers}")
+    return _Server((host, port), model, label, verbose, workers)
