@@ -319,6 +319,20 @@ def test_polarity_and_colour_do_not_change_what_the_model_sees():
         assert np.abs(preprocess(variant).astype(int) - reference).max() <= 8
 
 
+def test_an_opaque_rgba_image_is_seen_exactly_as_its_rgb_version():
+    # the page's canvas is opaque RGBA: preprocessing skips compositing it on white paper,
+    # which must not change a single pixel
+    rng = np.random.default_rng(0)
+    for digit in range(10):
+        ink = tuple(int(v) for v in rng.integers(0, 100, 3)) + (255,)
+        paper = tuple(int(v) for v in rng.integers(160, 256, 3)) + (255,)
+        if digit % 2:  # light on dark
+            ink, paper = paper, ink
+        rgba = draw_strokes(digit, mode="RGBA", ink=ink, paper=paper, size=(280, 240))
+        expected = preprocess(rgba.convert("RGB"))
+        assert np.array_equal(preprocess_image(png_bytes(rgba)), expected)
+
+
 def test_bad_files_are_skipped_with_one_line_each(capsys, tmp_path):
     good = save(draw_strokes(4), tmp_path / "good.png")
     (tmp_path / "notes.png").write_text("not an image\n")
