@@ -404,8 +404,8 @@ def main() -> int:
             f"{header['connections']}, {url} ({header['server'].strip()})"
         )
         print(
-            f"commit {header['commit']}, {header['cpus']} CPUs, Python {header['python']}, "
-            f"{args.warmup} warm-up requests before each run"
+            f"this checkout: commit {header['commit']}; {header['cpus']} CPUs, Python "
+            f"{header['python']}, {args.warmup} warm-up requests before each run"
         )
         for result in results:
             print(_describe(result))
