@@ -176,6 +176,23 @@ def test_top_gives_more_seeds_to_the_best_configs_by_val_only(tmp_path, capsys):
     assert len(runs) == 6
 
 
+def test_runs_queued_for_another_device_train_on_this_one(tmp_path, capsys):
+    """The device is the machine's, outside the config hash: a store queued by a GPU grid is
+    finished by a CPU grid, and each summary says where it ran."""
+    from mnistlab.experiments.runner import enqueue_suite
+
+    suite = write_suite(tmp_path)
+    store = RunStore(f"sqlite:///{tmp_path}/store.db")
+    assert enqueue_suite(store, load_suite(suite).with_overrides(device="cuda"), 1) == 4
+    assert main(grid_argv(suite, tmp_path, "--device", "cpu")) == 0
+    assert "0 newly queued" in capsys.readouterr().out
+    runs = results(tmp_path, capsys)
+    assert {run["state"] for run in runs} == {"finished"} and len(runs) == 4
+    for run in runs:
+        summary = json.loads((Path(run["run_dir"]) / "summary.json").read_text())
+        assert summary["device"] == "cpu"
+
+
 def test_top_before_any_finished_run_is_a_one_line_error(tmp_path, capsys):
     suite = write_suite(tmp_path)
     assert main(grid_argv(suite, tmp_path, "--top", "1", "--seeds", "2", "--no-wait")) == 2

@@ -331,6 +331,7 @@ def grid(
         progress=progress,
         log=lambda line: None,
         trusted=TrustedModels.of(cell.config for cell in loaded.cells),  # the suite's own files
+        device=overrides.get("device", "auto"),
     )
     return results(loaded.name, store=store)
 

@@ -155,6 +155,7 @@ def _run_and_report(
             cells=cells,
             wait=not args.no_wait,
             trusted=trusted,
+            device=getattr(args, "device", None) or "auto",
         )
     finally:
         if tracker is not None:

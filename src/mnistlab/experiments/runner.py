@@ -180,6 +180,7 @@ def run_grid(
     cells: Collection[str] | None = None,
     wait: bool = True,
     trusted: TrustedModels | None = None,
+    device: str = "auto",
 ) -> GridOutcome:
     """Claim and train queued runs of `suite_name` until every cell of `cells` (cell ids;
     default: all in the study) is finished or diverged, or none left can be.
@@ -195,7 +196,11 @@ def run_grid(
     receives them anyway; the caller opens and closes it.
 
     `trusted`: the user model code this process was given (its suite file, `--trust FILE`); a
-    queued run naming other code is not claimed, but listed in `outcome.refused`."""
+    queued run naming other code is not claimed, but listed in `outcome.refused`.
+
+    `device`: where this process trains whatever it claims. The device is the machine's, not
+    the experiment's (it is outside the config hash): a run queued by a GPU grid is trained on
+    this CPU when this process claims it; each run's summary records the device it ran on."""
     trusted = trusted if trusted is not None else TrustedModels()
     if fuse not in FUSE_CHOICES:
         raise choices_error("fuse", fuse, list(FUSE_CHOICES))
@@ -244,7 +249,9 @@ def run_grid(
             for index in range(workers):
                 if index in busy or exhausted:
                     continue
-                group = _claim_group(store, study, fuse, fuse_max, trusted, outcome.refused, log)
+                group = _claim_group(
+                    store, study, fuse, fuse_max, trusted, outcome.refused, log, device
+                )
                 if not group:
                     exhausted, last_look = True, time.monotonic()
                     break
@@ -259,6 +266,7 @@ def run_grid(
                     )
                     store.set_attr(trial._trial_id, "run_dir", str(run_dir))
                     config = trusted.localize(trial.user_attrs["config"])  # this machine's copy
+                    config = {**config, "device": device}
                     payload.append((trial._trial_id, config, str(run_dir)))
                     if tracker is not None:
                         tracker.start(
@@ -407,6 +415,7 @@ def _claim_group(
     trusted: TrustedModels,
     refused: list[str],
     log: Callable[[str], None],
+    device: str = "auto",
 ) -> list[Any]:
     """One claimed run, plus (when fusing) up to fuse_max - 1 more that can train with it.
 
@@ -426,7 +435,7 @@ def _claim_group(
         return []
     group = [first]
     config = TrainConfig.from_dict(first.user_attrs["config"])
-    if fuse == "off" or (fuse == "auto" and resolve_device(config.device).type != "cuda"):
+    if fuse == "off" or (fuse == "auto" and resolve_device(device).type != "cuda"):
         return group
     key = fuse_key(config)
     while len(group) < fuse_max:
