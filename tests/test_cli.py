@@ -115,3 +115,30 @@ def test_console_script_is_installed():
     )
     result = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "train" in result.stdout
+
+
+def test_out_of_gpu_memory_is_one_line_exit_1(capsys, monkeypatch, tmp_path):
+    """Seen on an H100 (docs/results/gpu/smoke.txt): a CUDA OOM in `train` was a traceback."""
+    import torch
+
+    from mnistlab.cli import train as train_cli
+
+    def out_of_memory(args):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(train_cli, "cmd_train", out_of_memory)
+    code = main(["train", "--epochs", "1", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1
+    assert "out of GPU memory" in err[0] and "--batch-size" in err[0]
+
+
+def test_other_exceptions_still_raise(monkeypatch, tmp_path):
+    from mnistlab.cli import train as train_cli
+
+    def broken(args):
+        raise ZeroDivisionError("a bug, not a user error")
+
+    monkeypatch.setattr(train_cli, "cmd_train", broken)
+    with pytest.raises(ZeroDivisionError):
+        main(["train", "--epochs", "1", "--out", str(tmp_path / "run")])

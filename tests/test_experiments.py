@@ -193,10 +193,16 @@ def test_runs_queued_for_another_device_train_on_this_one(tmp_path, capsys):
         assert summary["device"] == "cpu"
 
 
-def test_top_before_any_finished_run_is_a_one_line_error(tmp_path, capsys):
+def test_top_before_the_first_pass_is_complete_is_a_one_line_error(tmp_path, capsys):
     suite = write_suite(tmp_path)
     assert main(grid_argv(suite, tmp_path, "--top", "1", "--seeds", "2", "--no-wait")) == 2
     assert "no suite 'quick' in store" in capsys.readouterr().err
+    from mnistlab.experiments.runner import enqueue_suite
+
+    enqueue_suite(RunStore(f"sqlite:///{tmp_path}/store.db"), load_suite(suite), 1)
+    assert main(grid_argv(suite, tmp_path, "--top", "1", "--seeds", "2", "--no-wait")) == 2
+    err = capsys.readouterr().err.strip()
+    assert "4 of 4 configs of 'quick' have no finished run yet" in err and "\n" not in err
 
 
 def test_diverging_config_is_marked_and_the_rest_finish(tmp_path, capsys):

@@ -60,10 +60,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    except Exception as error:
+        torch = sys.modules.get("torch")  # loaded by whatever ran out of memory
+        if torch is None or not isinstance(error, torch.OutOfMemoryError):
+            raise
+        print(
+            f"mnistlab {args.command}: error: out of GPU memory: use a smaller --batch-size "
+            "(grid: --fuse-max or --fuse off), or --device cpu",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -38,7 +38,8 @@ def worker_flags(sub: argparse.ArgumentParser) -> None:
         choices=("auto", "on", "off"),
         default="auto",
         help="train runs that share an architecture and data settings together, one "
-        "batched forward/backward (auto: on CUDA only, where it is faster; default: auto)",
+        "batched forward/backward (auto: off, measured slower than one at a time on a CPU and "
+        "on an H100; default: auto)",
     )
     sub.add_argument(
         "--fuse-max",

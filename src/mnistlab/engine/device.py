@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 
 from mnistlab.errors import ConfigError
@@ -19,3 +22,14 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "mps" and not torch.backends.mps.is_available():
         raise ConfigError("device 'mps' requested but MPS is not available; use --device auto")
     return torch.device(name)
+
+
+@contextlib.contextmanager
+def reproducible_kernels(device: torch.device) -> Iterator[None]:
+    """On CUDA, only deterministic cuDNN algorithms while training: the same seed twice gave
+    different losses on an H100 (docs/results/gpu/smoke.txt) with cuDNN's default choice."""
+    if device.type != "cuda":
+        yield
+        return
+    with torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True):
+        yield

@@ -30,7 +30,7 @@ from torch.func import functional_call, grad, vmap
 
 from mnistlab.config import TrainConfig
 from mnistlab.data import AugmentConfig, Splits, augment_batch, iterate_batches, normalize
-from mnistlab.engine.device import resolve_device
+from mnistlab.engine.device import reproducible_kernels, resolve_device
 from mnistlab.engine.loop import EpochStats
 from mnistlab.engine.trainer import EpochCallback, RunResult, RunState
 from mnistlab.errors import ConfigError
@@ -147,7 +147,7 @@ def train_fused(
     device = resolve_device(first.device)
     splits = splits.to(device)
     generator = torch.Generator().manual_seed(first.seed)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), reproducible_kernels(device):
         runs = []
         for config, out_dir, callback in zip(configs, out_dirs, callbacks, strict=True):
             torch.manual_seed(config.seed)  # the initial weights it would get alone

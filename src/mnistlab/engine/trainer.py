@@ -24,7 +24,7 @@ from mnistlab import __version__
 from mnistlab.config import TrainConfig
 from mnistlab.data import AugmentConfig, Splits
 from mnistlab.engine.averaging import make_ema, make_swa, refresh_bn
-from mnistlab.engine.device import resolve_device
+from mnistlab.engine.device import reproducible_kernels, resolve_device
 from mnistlab.engine.loop import EpochStats, evaluate, train_one_epoch
 from mnistlab.engine.optim import Schedule, create_optimizer
 from mnistlab.fsutil import atomic_torch_save, atomic_write_text
@@ -99,7 +99,7 @@ def train_run(
         # an object's source, found by the caller; a reference's is copied by RunState
         write_model_source(out_dir, config, model_source)
     # fork_rng keeps the caller's global RNG untouched while init and dropout draw from it
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), reproducible_kernels(device):
         torch.manual_seed(config.seed)
         if model is None:
             model = build_model(config)

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnistlab.config import TrainConfig
-from mnistlab.engine.device import resolve_device
 from mnistlab.engine.fused import fuse_key
 from mnistlab.errors import ConfigError, MnistlabError, choices_error
 from mnistlab.experiments import store as store_module
@@ -80,9 +79,15 @@ def top_configs(store: RunStore, suite: Suite, count: int) -> Suite:
     from mnistlab.experiments.results import config_rows
 
     rows = config_rows(store.records(store.study(suite.name, create=False)))
+    # a ranking of part of the suite would pick the configs that happened to finish first
+    missing = sorted({cell.name for cell in suite.cells} - {row["name"] for row in rows})
+    if missing:
+        raise ConfigError(
+            f"--top: {len(missing)} of {len(suite.cells)} configs of {suite.name!r} have no "
+            f"finished run yet ({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); "
+            "run the grid without --top first"
+        )
     ranked = [row["name"] for row in rows if row["val_acc"].mean is not None]
-    if not ranked:
-        raise ConfigError(f"--top: suite {suite.name!r} has no finished run in the store yet")
     best = set(ranked[:count])
     cells = tuple(cell for cell in suite.cells if cell.name in best)
     return dataclasses.replace(suite, cells=cells)
@@ -190,8 +195,9 @@ def run_grid(
     (`outcome.progress.held` lists them).
 
     `fuse`: train up to `fuse_max` claimed runs that share a `fuse_key` together in one worker
-    (`engine.fused`): "on", "off", or "auto" = only on CUDA, where it is faster (on a CPU the
-    batched convolutions measured slower than one model at a time: see docs/benchmarks.md).
+    (`engine.fused`): "on" or "off"; "auto" = off, what measured faster everywhere so far
+    (fused ran at 0.59x of one-at-a-time on the 2-core CPU and 0.84x on an H100: see
+    docs/benchmarks.md).
     `tracker` (e.g. MLflow) gets each run's config, epochs and summary from this process, which
     receives them anyway; the caller opens and closes it.
 
@@ -435,7 +441,7 @@ def _claim_group(
         return []
     group = [first]
     config = TrainConfig.from_dict(first.user_attrs["config"])
-    if fuse == "off" or (fuse == "auto" and resolve_device(device).type != "cuda"):
+    if fuse != "on":
         return group
     key = fuse_key(config)
     while len(group) < fuse_max:
