@@ -19,6 +19,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -745,6 +746,41 @@ def test_serve_command_starts_on_a_free_port(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited; its new parent may not have reaped it yet
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc (Linux)")
+def test_worker_processes_exit_when_the_server_is_killed():
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mnistlab.cli", "serve", "--port", "0", "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        assert "serving" in process.stdout.readline()
+        workers = [
+            int(pid)
+            for task in Path(f"/proc/{process.pid}/task").iterdir()
+            for pid in (task / "children").read_text().split()
+        ]
+        assert len(workers) == 2
+    finally:
+        process.kill()  # no chance to stop its workers
+        process.wait(timeout=10)
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in workers)
 
 
 # ---------------------------------------------------------------------------------------------

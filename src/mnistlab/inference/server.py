@@ -29,6 +29,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from http import HTTPStatus
@@ -62,6 +63,20 @@ def _preprocess(image: bytes) -> np.ndarray:
     return preprocess_image(image, label="drawing", max_pixels=MAX_PIXELS)
 
 
+def _start_worker(server_pid: int) -> None:
+    # Ctrl-C reaches the whole process group: the server stops its workers itself
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_server, args=(server_pid,), daemon=True).start()
+
+
+def _exit_with_server(server_pid: int) -> None:
+    # a forked worker holds both ends of the pool's pipes, so a server that is killed (not
+    # stopped) would leave it waiting for work forever
+    while os.getppid() == server_pid:
+        time.sleep(1.0)
+    os._exit(0)
+
+
 class _Preprocessing:
     """`preprocess_image` on request bodies, in `workers` processes (0: in the calling thread).
 
@@ -83,9 +98,8 @@ class _Preprocessing:
         pool = ProcessPoolExecutor(
             self.workers,
             mp_context=multiprocessing.get_context(method),
-            # Ctrl-C reaches the whole process group: the server stops its workers itself
-            initializer=signal.signal,
-            initargs=(signal.SIGINT, signal.SIG_IGN),
+            initializer=_start_worker,
+            initargs=(os.getpid(),),
         )
         # start the workers now rather than on the first requests
         wait([pool.submit(int) for _ in range(self.workers)])
