@@ -27,6 +27,7 @@ import os
 import platform
 import re
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -100,6 +101,16 @@ def start_server(extra: list[str]) -> tuple[subprocess.Popen[str], str]:
         process.kill()
         raise SystemExit(f"load_serve: the server did not start: {line.strip()!r}")
     return process, found.group(1)
+
+
+def stop_server(process: subprocess.Popen[str]) -> None:
+    """Stop it as Ctrl-C does (it then stops its worker processes too); kill it after 10 s."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def wait_healthy(url: str, seconds: float = 60.0) -> None:
@@ -383,8 +394,7 @@ def main() -> int:
             )
     finally:
         if process is not None:
-            process.terminate()
-            process.wait(timeout=10)
+            stop_server(process)
 
     header = {
         "url": url,
