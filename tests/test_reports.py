@@ -89,6 +89,8 @@ def test_report_has_every_section_and_image(grid):
         assert f"| {key}" in head
     assert re.search(r"\| command \| `[^`]+` \|", head)
     assert "http://" not in page and "https://" not in page
+    # nothing of the writer's machine: neither its working directory nor the report's own path
+    assert str(Path.cwd()) not in markdown and "working directory" not in markdown
 
 
 def _mean_std(values: list[float], digits: int) -> str:

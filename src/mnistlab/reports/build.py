@@ -357,8 +357,8 @@ class _Context:
             ["python", f"{platform.python_version()} on {platform.system()} {platform.machine()}"],
             ["device (this report)", describe_device(self.device)],
             ["date (UTC)", dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")],
+            # as typed: no working directory, which would publish the writer's machine's paths
             ["command", f"`{self.command}`" if self.command else "–"],
-            ["working directory", f"`{Path.cwd()}`"],
             ["store", f"`{redact(self.store_url)}`"],
             ["suite", f"`{self.suite}`"],
             [
