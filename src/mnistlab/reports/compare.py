@@ -80,9 +80,11 @@ def comparison_notes(comparison: Comparison) -> list[str]:
             f"Left out: {comparison.other_runs} finished run(s) of suite {comparison.suite} whose "
             "config is none of the suite's (e.g. a grid run with --epochs)."
         )
+    seen: set[tuple[str, str]] = set()  # a config's note, once, however many figures it has
     for row in comparison.rows:
-        if row.note:
-            notes.append(f"{row.cell}, {row.metric}: {row.note}.")
+        if row.note and (row.cell, row.note) not in seen:
+            seen.add((row.cell, row.note))
+            notes.append(f"{row.cell}: {row.note}.")
     return notes
 
 
