@@ -6,13 +6,14 @@ The test set is evaluated exactly once, on the weights chosen by validation accu
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import io
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,12 +93,29 @@ def train_run(
     caller's) or call this builder under the config's seed (the Python API's classes and
     factories); `model_source`: its source, copied into the run directory (a file or module
     reference's source is copied without being asked)."""
-    device = resolve_device(config.device)
-    splits = splits.to(device)
-    generator = torch.Generator().manual_seed(config.seed)
     if out_dir is not None and model_source:
         # an object's source, found by the caller; a reference's is copied by RunState
         write_model_source(out_dir, config, model_source)
+    with started_run(config, splits, out_dir, on_epoch, log, model=model) as (run, generator):
+        return _train(run, generator, progress)
+
+
+@contextlib.contextmanager
+def started_run(
+    config: TrainConfig,
+    splits: Splits,
+    out_dir: Path | None = None,
+    on_epoch: EpochCallback | None = None,
+    log: Callable[[str], None] | None = None,
+    *,
+    model: nn.Module | Callable[[], nn.Module] | None = None,
+) -> Iterator[tuple[RunState, torch.Generator]]:
+    """Everything `train_run` does before its first step: the data on the device, the seeded
+    batch/augmentation generator, the model, optimizer and schedule (`RunState`), inside the
+    RNG and kernel settings its steps run under. `mnistlab bench` times steps in it too."""
+    device = resolve_device(config.device)
+    splits = splits.to(device)
+    generator = torch.Generator().manual_seed(config.seed)
     # fork_rng keeps the caller's global RNG untouched while init and dropout draw from it
     with torch.random.fork_rng(devices=[]), reproducible_kernels(device):
         torch.manual_seed(config.seed)
@@ -106,7 +124,7 @@ def train_run(
         elif not isinstance(model, nn.Module):
             model = model()
         model = model.to(device)
-        return _train(config, model, splits, device, generator, out_dir, progress, on_epoch, log)
+        yield RunState(config, model, splits, device, out_dir, on_epoch, log), generator
 
 
 def write_model_source(out_dir: Path, config: TrainConfig, source: str | None = None) -> None:
@@ -118,37 +136,14 @@ def write_model_source(out_dir: Path, config: TrainConfig, source: str | None = 
         atomic_write_text(out_dir / SOURCE_COPY, source)
 
 
-def _train(
-    config: TrainConfig,
-    model: nn.Module,
-    splits: Splits,
-    device: torch.device,
-    generator: torch.Generator,
-    out_dir: Path | None,
-    progress: bool,
-    on_epoch: EpochCallback | None,
-    log: Callable[[str], None] | None,
-) -> RunResult:
-    run = RunState(config, model, splits, device, out_dir, on_epoch, log)
-    bar = _EpochBar(progress, config.epochs, splits.train_images.shape[0])
+def _train(run: RunState, generator: torch.Generator, progress: bool) -> RunResult:
+    config = run.config
+    bar = _EpochBar(progress, config.epochs, run.splits.train_images.shape[0])
     try:
         for epoch in range(1, config.epochs + 1):
             epoch_started = time.perf_counter()
             bar.start(epoch)
-            train_stats = train_one_epoch(
-                model,
-                splits.train_images,
-                splits.train_labels,
-                run.optimizer,
-                run.schedule,
-                batch_size=config.batch_size,
-                generator=generator,
-                augment=run.augment_for(epoch),
-                label_smoothing=config.label_smoothing,
-                grad_clip=config.grad_clip,
-                after_step=run.after_step,
-                on_batch=bar.advance,
-            )
+            train_stats = run.train_epoch(epoch, generator, on_batch=bar.advance)
             bar.finish()
             if not run.end_epoch(epoch, train_stats, epoch_started):
                 break
@@ -220,6 +215,29 @@ class RunState:
     def after_step(self) -> None:
         if self.ema is not None:
             self.ema.update_parameters(self.model)
+
+    def train_epoch(
+        self,
+        epoch: int,
+        generator: torch.Generator,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> EpochStats:
+        """Epoch `epoch`'s training steps (`engine.loop.train_one_epoch`), as this config asks."""
+        config, splits = self.config, self.splits
+        return train_one_epoch(
+            self.model,
+            splits.train_images,
+            splits.train_labels,
+            self.optimizer,
+            self.schedule,
+            batch_size=config.batch_size,
+            generator=generator,
+            augment=self.augment_for(epoch),
+            label_smoothing=config.label_smoothing,
+            grad_clip=config.grad_clip,
+            after_step=self.after_step,
+            on_batch=on_batch,
+        )
 
     def end_epoch(self, epoch: int, train_stats: EpochStats, epoch_started: float) -> bool:
         """Validate, record, keep the best weights; False when the run has stopped."""
