@@ -19,7 +19,7 @@ import os
 import queue
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +28,7 @@ from mnistlab.config import TrainConfig
 from mnistlab.engine.fused import fuse_key
 from mnistlab.errors import ConfigError, MnistlabError, choices_error
 from mnistlab.experiments import store as store_module
+from mnistlab.experiments.results import config_rows
 from mnistlab.experiments.store import Holder, Progress, RunStore, poll_seconds
 from mnistlab.experiments.suites import Suite
 from mnistlab.run.trust import TrustedModels, check_unchanged
@@ -74,10 +75,6 @@ def enqueue_suite(store: RunStore, suite: Suite, seeds: int) -> int:
 def top_configs(store: RunStore, suite: Suite, count: int) -> Suite:
     """The suite cut to its `count` best configs by mean val accuracy over the store's finished
     runs (validation only: the test set never chooses), e.g. to give only those more seeds."""
-    import dataclasses
-
-    from mnistlab.experiments.results import config_rows
-
     rows = config_rows(store.records(store.study(suite.name, create=False)))
     # a ranking of part of the suite would pick the configs that happened to finish first
     missing = sorted({cell.name for cell in suite.cells} - {row["name"] for row in rows})
@@ -90,7 +87,7 @@ def top_configs(store: RunStore, suite: Suite, count: int) -> Suite:
     ranked = [row["name"] for row in rows if row["val_acc"].mean is not None]
     best = set(ranked[:count])
     cells = tuple(cell for cell in suite.cells if cell.name in best)
-    return dataclasses.replace(suite, cells=cells)
+    return replace(suite, cells=cells)
 
 
 def _worker_main(
