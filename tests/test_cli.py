@@ -142,3 +142,17 @@ def test_other_exceptions_still_raise(monkeypatch, tmp_path):
     monkeypatch.setattr(train_cli, "cmd_train", broken)
     with pytest.raises(ZeroDivisionError):
         main(["train", "--epochs", "1", "--out", str(tmp_path / "run")])
+
+
+@pytest.mark.parametrize("command", ["grid seed003", "tune --space budget8k --trials 2"])
+def test_unusable_device_is_refused_before_anything_runs(capsys, tmp_path, monkeypatch, command):
+    """`tune --device cuda` without a GPU used to fail every trial and count each one."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    store = tmp_path / "store.db"
+    argv = [*command.split(), "--device", "cuda", "--store", f"sqlite:///{store}"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "device 'cuda' requested but CUDA is not available" in err and "\n" not in err
+    assert not store.exists()

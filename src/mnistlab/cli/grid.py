@@ -57,6 +57,15 @@ def worker_flags(sub: argparse.ArgumentParser) -> None:
     data_flags(sub)
 
 
+def check_device(name: str | None) -> None:
+    """An unusable --device is one error before anything is queued, not one failed run each
+    (seen: `tune --device cuda` without a GPU failed and counted every trial)."""
+    if name is not None:
+        from mnistlab.engine.device import resolve_device
+
+        resolve_device(name)
+
+
 def cmd_suites(args: argparse.Namespace) -> int:
     from mnistlab.experiments.suites import builtin_suites, load_suite
 
@@ -84,6 +93,7 @@ def cmd_grid(args: argparse.Namespace) -> int:
     from mnistlab.experiments.suites import load_suite
 
     check_count("--workers", args.workers)
+    check_device(args.device)
     suite = load_suite(args.suite).with_overrides(**_grid_overrides(args))
     seeds = suite.seeds if args.seeds is None else args.seeds
     check_count("--seeds", seeds)
@@ -296,6 +306,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     for flag, value in (("--max-params", args.max_params), ("--max-epochs", args.max_epochs)):
         if value is not None:
             check_count(flag, value)
+    check_device(args.device)
     space = load_space(args.space)
     study = args.study or space.name
     store = RunStore(args.store)  # an unreachable store fails before anything slow
