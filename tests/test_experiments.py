@@ -190,7 +190,7 @@ def test_runs_queued_for_another_device_train_on_this_one(tmp_path, capsys):
     assert {run["state"] for run in runs} == {"finished"} and len(runs) == 4
     for run in runs:
         summary = json.loads((Path(run["run_dir"]) / "summary.json").read_text())
-        assert summary["device"] == "cpu"
+        assert summary["device"] == run["device"] == "cpu"
 
 
 def test_top_before_the_first_pass_is_complete_is_a_one_line_error(tmp_path, capsys):

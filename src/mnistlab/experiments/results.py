@@ -66,6 +66,7 @@ def run_rows(records: list[RunRecord]) -> list[dict[str, Any]]:
                 "params": summary.get("params"),
                 "seconds": summary.get("seconds"),
                 "seconds_per_epoch": summary.get("seconds_per_epoch"),
+                "device": summary.get("device"),  # the machine's: a store may mix CPU and GPU runs
                 "run_dir": record.run_dir,
                 "cell_id": record.cell_id,
                 "trial": record.number,
