@@ -215,3 +215,22 @@ def test_models_package_is_independent_of_other_subpackages() -> None:
                 names = [node.module]
             for n in names:
                 assert not n.startswith(forbidden), f"{path.name} imports {n}"
+
+
+def test_tiny_trains_nhwc_on_the_cpu_and_evaluates_nchw() -> None:
+    from mnistlab.models.blocks import is_channels_last
+    from mnistlab.models.tiny import TinyMNISTNet
+
+    model = create_model("tiny", dropout_p=0.0)
+    layouts: list[bool] = []
+    model.features[1].register_forward_hook(lambda m, i, out: layouts.append(is_channels_last(out)))
+    x = torch.randn(4, 1, 28, 28)
+    nhwc = model(x)  # a new model trains
+    model.cpu_channels_last = False
+    nchw = model(x)
+    model.eval()
+    model(x)
+    assert layouts == [True, False, False]
+    # the same function either way (float summation order aside)
+    torch.testing.assert_close(nhwc, nchw, rtol=1e-4, atol=1e-5)
+    assert TinyMNISTNet.cpu_channels_last  # the instance's switch, not the class's

@@ -144,3 +144,14 @@ def test_shipped_recipe_weights_were_chosen_on_val_and_reproduce_their_test_figu
     figures = json.loads(out)
     assert figures["test_acc"] == pytest.approx(record["test_acc"], abs=0.011)
     assert figures["val_acc"] == pytest.approx(record["val_acc"], abs=0.011)
+
+
+def test_fast_dropout_mask_takes_the_activations_layout_with_the_same_values():
+    # an NHWC mask holds the same bit for each (n, c, h, w) as the NCHW one: only the layout
+    x = torch.randn(8, 12, 7, 7)
+    torch.manual_seed(3)
+    nchw = Dropout(0.2)(x)
+    torch.manual_seed(3)
+    nhwc = Dropout(0.2)(x.contiguous(memory_format=torch.channels_last))
+    assert nhwc.is_contiguous(memory_format=torch.channels_last) and not nhwc.is_contiguous()
+    assert torch.equal(nchw, nhwc)

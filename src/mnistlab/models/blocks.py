@@ -83,14 +83,21 @@ def make_dropout(p: float, *, spatial: bool = False) -> nn.Module:
 
 
 def dropout_keep_mask(
-    shape: torch.Size, p: float, *, dtype: torch.dtype, device: torch.device
+    shape: torch.Size,
+    p: float,
+    *,
+    dtype: torch.dtype,
+    device: torch.device,
+    memory_format: torch.memory_format = torch.contiguous_format,
 ) -> torch.Tensor:
     """A dropout mask (0 or 1/(1-p)) from 16 random bits per element, drawn 64 bits at a time.
 
     On the CPU `bernoulli_` draws one random number per element and was ~20% of a training step
     of `tiny` (torch profiler, 1 thread); one int64 draw per 4 elements makes the mask ~3x
     cheaper. The drop probability is rounded to a multiple of 1/65536. It uses torch's default
-    generator, like nn.Dropout, so runs stay reproducible from their seed.
+    generator, like nn.Dropout, so runs stay reproducible from their seed. `memory_format`: the
+    mask's layout (the bits go to the same elements whatever it is); the activations' own, so
+    multiplying by it runs over two dense tensors of one layout.
     """
     count = math.prod(shape)
     words = torch.randint(
@@ -98,7 +105,22 @@ def dropout_keep_mask(
     )
     bits = words.view(torch.int16)[:count].view(shape)
     keep = bits >= round(p * 65536) - 32768  # P(keep) = 1 - p for int16 uniform bits
-    return keep.to(dtype).mul_(1.0 / (1.0 - p))
+    mask = torch.empty(shape, dtype=dtype, device=device, memory_format=memory_format)
+    return mask.copy_(keep).mul_(1.0 / (1.0 - p))
+
+
+def is_functorch_wrapped(x: torch.Tensor) -> bool:
+    """True inside vmap/grad (fused training), where layout tricks have no batching rule."""
+    return torch._C._functorch.is_functorch_wrapped_tensor(x)
+
+
+def is_channels_last(x: torch.Tensor) -> bool:
+    """True for a 4-d tensor laid out NHWC (and not also plain contiguous, e.g. C = 1)."""
+    return (
+        x.dim() == 4
+        and not x.is_contiguous()
+        and x.is_contiguous(memory_format=torch.channels_last)
+    )
 
 
 class Dropout(nn.Dropout):
@@ -113,10 +135,13 @@ class Dropout(nn.Dropout):
             or self.p == 0.0
             or x.device.type != "cpu"
             # inside vmap/grad (fused training) the bit-view trick has no batching rule
-            or torch._C._functorch.is_functorch_wrapped_tensor(x)
+            or is_functorch_wrapped(x)
         ):
             return super().forward(x)
-        mask = dropout_keep_mask(x.shape, self.p, dtype=x.dtype, device=x.device)
+        layout = torch.channels_last if is_channels_last(x) else torch.contiguous_format
+        mask = dropout_keep_mask(
+            x.shape, self.p, dtype=x.dtype, device=x.device, memory_format=layout
+        )
         return x.mul_(mask) if self.inplace else x * mask
 
 

@@ -23,6 +23,7 @@ from mnistlab.models.blocks import (
     NUM_CLASSES,
     ConvNormAct,
     check_common_options,
+    is_functorch_wrapped,
     scale_channels,
 )
 from mnistlab.models.registry import register_model
@@ -32,6 +33,9 @@ _STAGES: tuple[tuple[int, int], ...] = ((8, 12), (16, 16), (24, 32))
 
 
 class TinyMNISTNet(nn.Module):
+    #: train on the CPU in NHWC (see `forward`); False gives the NCHW numerics of before
+    cpu_channels_last: bool = True
+
     def __init__(
         self,
         *,
@@ -67,6 +71,18 @@ class TinyMNISTNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (
+            self.cpu_channels_last
+            and self.training
+            and x.device.type == "cpu"
+            # fused training (vmap over stacked weights) keeps NCHW, as it was measured
+            and not (is_functorch_wrapped(x) or is_functorch_wrapped(self.classifier.weight))
+        ):
+            # NHWC while training on the CPU: in NCHW, oneDNN's backward for the 8- and
+            # 12-channel convs runs a slow AVX2 kernel on 8-channel blocks; NHWC, with the
+            # dropout masks made NHWC too, was 1.18x and 1.21x per step (docs/benchmarks.md)
+            # (with one channel, NCHW strides already count as NHWC: lay the copy out NHWC)
+            x = torch.empty_like(x, memory_format=torch.channels_last).copy_(x)
         return torch.flatten(self.pool(self.classifier(self.features(x))), 1)
 
 
