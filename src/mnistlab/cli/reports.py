@@ -67,53 +67,31 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from mnistlab.bench import run_bench, run_grid_bench
+    from mnistlab.bench import bench_lines, run_bench
 
     if args.seconds <= 0:
         raise ConfigError(f"--seconds must be > 0, got {args.seconds}")
     check_count("--batch-size", args.batch_size)
+    check_count("--rounds", args.rounds)
+    if args.threads is not None:
+        check_count("--threads", args.threads)
     if args.grid is not None:
         check_count("--grid", args.grid)
-    result = run_bench(args.model, args.batch_size, args.seconds, args.data_dir)
-    grid = None
-    if args.grid is not None:
-        grid = run_grid_bench(
-            result.reference_img_per_s,
-            args.model,
-            args.batch_size,
-            args.seconds,
-            args.data_dir,
-            configs=args.grid,
-        )
+    result = run_bench(
+        args.model,
+        args.batch_size,
+        args.seconds,
+        args.data_dir,
+        device=args.device,
+        rounds=args.rounds,
+        grid=args.grid,
+        threads=args.threads,
+    )
     if args.json:
-        record = result.to_dict()
-        if grid is not None:
-            record.update(grid.to_dict())
-        print(json.dumps(record))
+        print(json.dumps(result.to_dict()))
         return 0
-    print(
-        f"model {result.model}, batch {result.batch_size}, {result.threads} threads, "
-        f"torch {torch_version()}"
-    )
-    print(
-        f"reference (torchvision DataLoader, 2 workers, RandomRotation(7)): "
-        f"{result.reference_img_per_s:,.0f} img/s"
-    )
-    print(
-        f"mnistlab (device-resident uint8, batched rotation): "
-        f"{result.mnistlab_img_per_s:,.0f} img/s"
-    )
-    if grid is not None:
-        print(f"grid of {grid.configs} configs, aggregate train img/s:")
-        print(f"  reference, one config after another: {grid.reference_img_per_s:,.0f}")
-        print(f"  mnistlab, one config after another: {grid.sequential_img_per_s:,.0f}")
-        print(
-            f"  mnistlab, {grid.workers} worker processes side by side: "
-            f"{grid.workers_img_per_s:,.0f}"
-        )
-        print(f"  mnistlab, {grid.configs} configs fused: {grid.fused_img_per_s:,.0f}")
-        print(f"grid_speedup={grid.speedup:.2f} ({grid.best_mode})")
-    print(f"speedup={result.speedup:.2f}")
+    for line in bench_lines(result):
+        print(line)
     return 0
 
 
@@ -172,22 +150,51 @@ def add_commands(commands: Any) -> None:
     sub.add_argument("--json", action="store_true", help="print one JSON object")
     sub.set_defaults(handler=cmd_compare)
 
-    sub = commands.add_parser("bench", help="time the seeds' pipeline and mnistlab's side by side")
+    sub = commands.add_parser(
+        "bench",
+        help="time seed 000's training pipeline and train's own steps side by side",
+        description="Reference: seed 000's pipeline (its TinyMNISTNet with nn.Dropout, "
+        "torchvision DataLoader with 2 workers and PIL RandomRotation(7), SGD + OneCycle, "
+        "loss.item() every step). mnistlab: the steps `train` runs (engine.loop.train_one_epoch "
+        "on the run train_run sets up), default config with rotation 7 degrees. Both train the "
+        "same images in interleaved rounds after warm-up; validation is timed on neither side. "
+        "The load average is printed: other work on the machine slows both sides.",
+    )
     sub.add_argument(
-        "--model", default="tiny", help="model to train (default: tiny); " + MODEL_REFERENCE_HELP
+        "--model",
+        default="tiny",
+        help="mnistlab's model (default: tiny; the reference is always seed 000's "
+        "TinyMNISTNet); " + MODEL_REFERENCE_HELP,
     )
     sub.add_argument("--batch-size", type=int, default=128, help="batch size (default: 128)")
     sub.add_argument(
         "--seconds",
         type=float,
         default=20.0,
-        help="timed seconds per pipeline, after warm-up (default: 20)",
+        help="about how long the reference trains in all rounds, after warm-up; the other "
+        "sides train the same images (default: 20)",
+    )
+    sub.add_argument(
+        "--rounds", type=int, default=4, help="interleaved rounds per side (default: 4)"
+    )
+    sub.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="device for both sides (default: auto)",
+    )
+    sub.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads of this process, for both sides (default: torch's, as `train` "
+        "gets them; a thread per core slows sharply when other work shares the cores)",
     )
     sub.add_argument(
         "--grid",
         type=int,
         metavar="K",
-        help="also time K configs: one after another, in worker processes, and fused",
+        help="also time K configs as `grid --workers min(K, cores)` trains them, against the "
+        "reference training them one after another",
     )
     sub.add_argument("--json", action="store_true", help="print one JSON object")
     sub.add_argument("--data-dir", type=Path, default=None, help="MNIST directory")
