@@ -1,19 +1,33 @@
-import torch, torch.nn.functional as F
-from mnistlab.models import create_model
-from mnistlab.data import AugmentConfig, augment_batch
-torch.set_num_threads(2)
-torch.manual_seed(0)
-model = create_model("tiny")
-opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-x = torch.randn(128,1,28,28); y = torch.randint(0,10,(128,))
-g = torch.Generator().manual_seed(0)
-aug = AugmentConfig(rotate_deg=7.0)
-def step():
-    inp = augment_batch(x, aug, g)
-    loss = F.cross_entropy(model(inp), y)
-    opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-for _ in range(5): step()
-from torch.profiler import profile, ProfilerActivity
-with profile(activities=[ProfilerActivity.CPU]) as prof:
-    for _ in range(40): step()
-print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=14))
+"""Where `train`'s step of `tiny` spends its time: torch.profiler over `RunState.train_epoch`.
+
+    python docs/results/profile_tiny_step.py [THREADS] [nchw]
+
+The steps are `train`'s own (`mnistlab.bench.ProductSteps`: augmentation, forward, backward,
+SGD, OneCycle), batch 128, 40 steps after 10 untimed; `nchw` trains as before NHWC.
+"""
+
+import os
+import sys
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from mnistlab.bench import ProductSteps, _splits, bench_config
+from mnistlab.data import ensure_mnist
+from mnistlab.engine.trainer import started_run
+
+threads = int(sys.argv[1]) if len(sys.argv) > 1 else 1
+torch.set_num_threads(threads)
+config = bench_config("tiny", 128, "cpu", epochs=100)
+with started_run(config, _splits(config, ensure_mnist(None, log=lambda _: None))) as (run, gen):
+    run.model.cpu_channels_last = "nchw" not in sys.argv
+    steps = ProductSteps(run, gen)
+    steps.train(10 * 128)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        timing = steps.timed(40 * 128)
+layout = "NHWC" if run.model.cpu_channels_last else "NCHW"
+print(
+    f"{layout}, {threads} thread(s): {1000 * timing.seconds / 40:.1f} ms per step under the "
+    f"profiler, load average {os.getloadavg()[0]:.2f}"
+)
+print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=16))

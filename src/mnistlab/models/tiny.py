@@ -80,7 +80,7 @@ class TinyMNISTNet(nn.Module):
         ):
             # NHWC while training on the CPU: in NCHW, oneDNN's backward for the 8- and
             # 12-channel convs runs a slow AVX2 kernel on 8-channel blocks; NHWC, with the
-            # dropout masks made NHWC too, was 1.18x and 1.21x per step (docs/benchmarks.md)
+            # dropout masks made NHWC too, was 1.19-1.24x per step (docs/benchmarks.md)
             # (with one channel, NCHW strides already count as NHWC: lay the copy out NHWC)
             x = torch.empty_like(x, memory_format=torch.channels_last).copy_(x)
         return torch.flatten(self.pool(self.classifier(self.features(x))), 1)
