@@ -45,7 +45,8 @@ def test_export_exits_1_when_parity_fails(capsys, tmp_path, monkeypatch, shift, 
     assert "the ONNX model does not match PyTorch" in captured.err
     assert "parity check passed" not in captured.out
     diff = float(re.search(r"max \|logit diff\| (\S+)", captured.out).group(1))
-    assert diff == pytest.approx(shift, rel=1e-2)
+    # the skew plus the export's own difference (under the 1e-4 limit), printed to 3 digits
+    assert shift * 0.995 <= diff <= (shift + 1e-4) * 1.005
     if shift > 1:
         assert "same prediction 1000/1000" not in captured.out
     else:
