@@ -25,7 +25,9 @@ from mnistlab.engine.trainer import train_run
 FINGERPRINT = Path(__file__).parent / "data" / "fingerprint.json"
 # the documented figures that come from training runs (see each one's raw output)
 FIGURES = (
-    "README.md Quick-start table (docs/results/default-train*.txt)",
+    "README.md Quick-start table (docs/results/default-train*.txt) and the shipped default "
+    "weights (tools/ship_run.py; docs/inference.md)",
+    "docs/grids.md seed000 at 3 epochs and docs/report-seed000",
     "docs/accuracy.md accuracy-under-a-budget table and shipped weights (src/mnistlab/pretrained)",
     "docs/results/* grids, ablations, speedrun and tune studies",
 )
