@@ -252,9 +252,7 @@ def run_grid(
             for index in range(workers):
                 if index in busy or exhausted:
                     continue
-                group = _claim_group(
-                    store, study, fuse, fuse_max, trusted, outcome.refused, log, device
-                )
+                group = _claim_group(store, study, fuse, fuse_max, trusted, outcome.refused, log)
                 if not group:
                     exhausted, last_look = True, time.monotonic()
                     break
@@ -418,7 +416,6 @@ def _claim_group(
     trusted: TrustedModels,
     refused: list[str],
     log: Callable[[str], None],
-    device: str = "auto",
 ) -> list[Any]:
     """One claimed run, plus (when fusing) up to fuse_max - 1 more that can train with it.
 
@@ -437,10 +434,9 @@ def _claim_group(
     if first is None:
         return []
     group = [first]
-    config = TrainConfig.from_dict(first.user_attrs["config"])
     if fuse != "on":
         return group
-    key = fuse_key(config)
+    key = fuse_key(TrainConfig.from_dict(first.user_attrs["config"]))
     while len(group) < fuse_max:
         more = store.claim(
             study,
