@@ -40,6 +40,7 @@ SEED_COUNTS: dict[str, int] = {
     "compact": 18_472,  # seed 003
     "s003_run1": 6_264,  # seed 003 says "~6,584"; see compact.py for why we stop at 6,264
     "s004": 18_662,  # seed 004
+    "speednet": 49_818,  # our own (speedrun); not a seed model
 }
 
 

@@ -1,6 +1,8 @@
 """docs/accuracy.md's budget table from the `budgets` suite, and the val-best shipped weights.
 
     python tools/budgets_table.py --store sqlite:///runs/budgets.db [--ship]
+    python tools/budgets_table.py --store sqlite:///runs/speedrun.db --suite speedrun \
+        --recipes speedrun [--ship]
 
 Prints, per recipe: test accuracy mean ± std over the seeds, the worst seed, val accuracy,
 params, epochs, wall time per run and the device; for a recipe that monitors test accuracy per
@@ -12,22 +14,33 @@ accuracy is never looked at) into src/mnistlab/pretrained/ as NAME.pt with NAME.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
-import shutil
 import statistics
+import sys
 from pathlib import Path
 
 from mnistlab.experiments.store import RunStore
 from mnistlab.recipes import get_recipe
 
-PRETRAINED = Path(__file__).resolve().parents[1] / "src" / "mnistlab" / "pretrained"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ship_run import ship_run  # noqa: E402  (a sibling script, not a package)
+
+
+def wall(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def recipe_of(config_name: str) -> str:
+    """`budget_r8k` (suite budgets) -> r8k; `speedrun_speednet_6ep` (suite speedrun) -> speedrun."""
+    if config_name.startswith("budget_"):
+        return config_name.removeprefix("budget_")
+    return config_name.split("_", 1)[0]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", default="sqlite:///runs/budgets.db")
     parser.add_argument("--suite", default="budgets")
+    parser.add_argument("--recipes", default="r20k,r8k,r5k", help="comma-separated")
     parser.add_argument("--ship", action="store_true")
     args = parser.parse_args()
     store = RunStore(args.store, heartbeat=False)
@@ -35,13 +48,13 @@ def main() -> None:
     by_recipe: dict[str, list] = {}
     for record in records:
         if record.state == "finished":
-            by_recipe.setdefault(record.config["name"].removeprefix("budget_"), []).append(record)
+            by_recipe.setdefault(recipe_of(record.config["name"]), []).append(record)
     print(
         "| recipe | params | epochs | seeds | test acc mean ± std | worst seed "
         "| val acc mean ± std | last-3-epoch test min | wall time per run | device | goal |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for name in ("r20k", "r8k", "r5k"):
+    for name in args.recipes.split(","):
         runs = sorted(by_recipe.get(name, []), key=lambda r: r.seed)
         if not runs:
             continue
@@ -61,44 +74,23 @@ def main() -> None:
             f"| {worst.summary['test_acc']:.2f} (seed {worst.seed}) "
             f"| {statistics.mean(vals):.2f} ± {val_std:.2f} "
             f"| {f'{min(last3):.2f}' if last3 else 'not measured'} "
-            f"| {statistics.mean(seconds) / 60:.1f} min | {runs[0].summary['device']} "
+            f"| {wall(statistics.mean(seconds))} | {runs[0].summary['device']} "
             f"| {recipe.goal} |"
         )
         if args.ship:
-            ship(name, runs)
+            ship(name, args.suite, runs)
 
 
-def ship(name: str, runs: list) -> None:
+def ship(name: str, suite: str, runs: list) -> None:
     chosen = max(runs, key=lambda r: (r.summary["val_acc"], -r.seed))
-    source = Path(chosen.run_dir) / "best.pt"
-    target = PRETRAINED / f"{name}.pt"
-    shutil.copyfile(source, target)
-    summary = chosen.summary
-    record = {
-        "name": name,
-        "description": f"recipe {name} ({get_recipe(name).description}), seed {chosen.seed}: "
-        "the seed with the highest validation accuracy of the `budgets` suite",
-        "model": summary["model"],
-        "params": summary["params"],
-        "best_epoch": summary["best_epoch"],
-        "selected_on": "val",
-        "val_acc": summary["val_acc"],
-        "test_acc": summary["test_acc"],
-        "val_size": summary["val_size"],
-        "test_size": summary["test_size"],
-        "train_size": summary["train_size"],
-        "seed": chosen.seed,
-        "seeds_compared_on_val": {str(r.seed): r.summary["val_acc"] for r in runs},
-        "seconds": summary["seconds"],
-        "device": summary["device"],
-        "torch": summary["torch"],
-        "mnistlab": summary["mnistlab"],
-        "config_hash": summary["config_hash"],
-        "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
-        "config": chosen.config,
-    }
-    (PRETRAINED / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
-    print(f"shipped {name}: seed {chosen.seed} (val {summary['val_acc']:.2f}%) from {source}")
+    ship_run(
+        name,
+        Path(chosen.run_dir),
+        f"recipe {name} ({get_recipe(name).description}), seed {chosen.seed}: "
+        f"the seed with the highest validation accuracy of the `{suite}` suite",
+        seeds_compared_on_val={str(r.seed): r.summary["val_acc"] for r in runs},
+    )
+    print(f"  seed {chosen.seed} of {len(runs)}, from {chosen.run_dir}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
 
 Copies RUN_DIR/best.pt (the epoch chosen on validation) and writes NAME.json from the run's own
 summary.json and config.toml: figures as the run measured them, sha256 of the copied file.
-(The r* recipes are shipped by tools/budgets_table.py --ship, which picks a seed on val.)"""
+(Recipes are shipped by tools/budgets_table.py --ship, which picks the seed on val and calls
+ship_run.)"""
 
 from __future__ import annotations
 
@@ -20,29 +21,43 @@ from mnistlab.config import TrainConfig
 PRETRAINED = Path(__file__).resolve().parents[1] / "src" / "mnistlab" / "pretrained"
 
 
+def ship_run(
+    name: str,
+    run_dir: Path,
+    description: str,
+    *,
+    seeds_compared_on_val: dict[str, float] | None = None,
+) -> dict:
+    """Copy RUN_DIR/best.pt to pretrained/NAME.pt and write NAME.json from the run's own files."""
+    summary = json.loads((run_dir / "summary.json").read_text())
+    config = TrainConfig.from_toml(run_dir / "config.toml")
+    target = PRETRAINED / f"{name}.pt"
+    shutil.copyfile(run_dir / "best.pt", target)
+    record = {
+        "name": name,
+        "description": description,
+        **{key: summary[key] for key in ("model", "params", "best_epoch")},
+        "selected_on": "val",
+        **{key: summary[key] for key in ("val_acc", "test_acc", "val_size", "test_size")},
+        **{key: summary[key] for key in ("train_size", "seed")},
+        **({"seeds_compared_on_val": seeds_compared_on_val} if seeds_compared_on_val else {}),
+        **{key: summary[key] for key in ("seconds", "device", "torch")},
+        **{key: summary[key] for key in ("mnistlab", "config_hash")},
+        "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
+        "config": config.to_dict(),
+    }
+    (PRETRAINED / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(f"shipped {name}: val {summary['val_acc']:.2f}%, test {summary['test_acc']:.2f}%")
+    return record
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name")
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--description", required=True)
     args = parser.parse_args()
-    summary = json.loads((args.run_dir / "summary.json").read_text())
-    config = TrainConfig.from_toml(args.run_dir / "config.toml")
-    target = PRETRAINED / f"{args.name}.pt"
-    shutil.copyfile(args.run_dir / "best.pt", target)
-    record = {
-        "name": args.name,
-        "description": args.description,
-        **{key: summary[key] for key in ("model", "params", "best_epoch")},
-        "selected_on": "val",
-        **{key: summary[key] for key in ("val_acc", "test_acc", "val_size", "test_size")},
-        **{key: summary[key] for key in ("train_size", "seed", "seconds", "device", "torch")},
-        **{key: summary[key] for key in ("mnistlab", "config_hash")},
-        "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
-        "config": config.to_dict(),
-    }
-    (PRETRAINED / f"{args.name}.json").write_text(json.dumps(record, indent=2) + "\n")
-    print(f"shipped {args.name}: val {summary['val_acc']:.2f}%, test {summary['test_acc']:.2f}%")
+    ship_run(args.name, args.run_dir, args.description)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,14 @@ Importing this package registers every family (one file each); nothing here depe
 engine, experiments or reports packages.
 """
 
-from mnistlab.models import compact, playground, sevenconv, staged, tiny  # noqa: F401  (register)
+from mnistlab.models import (  # noqa: F401  (register)
+    compact,
+    playground,
+    sevenconv,
+    speed,
+    staged,
+    tiny,
+)
 from mnistlab.models.blocks import (
     ACTIVATIONS,
     ConvNormAct,
@@ -32,6 +39,7 @@ from mnistlab.models.registry import (
     register_model,
 )
 from mnistlab.models.sevenconv import SevenConvNet
+from mnistlab.models.speed import SpeedNet
 from mnistlab.models.staged import StagedCNN
 from mnistlab.models.tiny import TinyMNISTNet
 
@@ -47,6 +55,7 @@ __all__ = [
     "SeparableConvNormAct",
     "SeparableNet",
     "SevenConvNet",
+    "SpeedNet",
     "StagedCNN",
     "TinyMNISTNet",
     "count_params",

@@ -160,6 +160,7 @@ class ConvNormAct(nn.Sequential):
         kernel_size: int = 3,
         *,
         padding: int = 0,
+        stride: int = 1,
         groups: int = 1,
         use_bn: bool = True,
         activation: str | None = "relu",
@@ -174,7 +175,13 @@ class ConvNormAct(nn.Sequential):
             bias = not use_bn
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         layers["conv"] = nn.Conv2d(
-            in_channels, out_channels, kernel_size, padding=padding, groups=groups, bias=bias
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=padding,
+            groups=groups,
+            bias=bias,
         )
         norm = nn.BatchNorm2d(out_channels) if use_bn else None
         act = make_activation(activation) if activation is not None else None
