@@ -92,7 +92,7 @@ def test_list_models_reports_default_counts() -> None:
     for info in infos:
         assert isinstance(info, ModelInfo)
         assert info.params == SEED_COUNTS[info.name]
-        assert info.seed in {"000", "001", "002", "003", "004"}
+        assert info.seed in {"000", "001", "002", "003", "004", "own"}  # own: not a seed model
         assert info.description
     with pytest.raises(dataclasses.FrozenInstanceError):
         infos[0].params = 0  # type: ignore[misc]

@@ -39,6 +39,8 @@ def ship_run(
         **{key: summary[key] for key in ("model", "params", "best_epoch")},
         "selected_on": "val",
         **{key: summary[key] for key in ("val_acc", "test_acc", "val_size", "test_size")},
+        # with TTA: val accuracy with it (what `eval` re-measures); the epoch was chosen without
+        **({"val_acc_tta": summary["val_acc_tta"]} if summary.get("val_acc_tta") else {}),
         **{key: summary[key] for key in ("train_size", "seed")},
         **({"seeds_compared_on_val": seeds_compared_on_val} if seeds_compared_on_val else {}),
         **{key: summary[key] for key in ("seconds", "device", "torch")},

@@ -81,10 +81,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(json.dumps(figures, indent=2))
         return 0
     print(label)
-    print(
-        f"val_acc {figures['val_acc']:.2f}% on {figures['val_size']:,} held-out train images "
-        f"(split seed {config.split_seed})"
+    tta = f", rotation TTA {', '.join(f'{a:g}' for a in config.tta_angles)}" * bool(
+        config.tta_angles
     )
+    line = (
+        f"val_acc {figures['val_acc']:.2f}% on {figures['val_size']:,} held-out train images "
+        f"(split seed {config.split_seed}{tta})"
+    )
+    # with TTA the recorded val figure to compare is the TTA one (the epoch was chosen without)
+    recorded_val = recorded.get("val_acc_tta" if config.tta_angles else "val_acc")
+    if recorded_val is not None:
+        same = round(figures["val_acc"], 2) == round(float(recorded_val), 2)
+        line += f" (recorded: {recorded_val:.2f}%: {'same' if same else 'DIFFERENT'})"
+    print(line)
     line = f"test_acc {figures['test_acc']:.2f}% on the official {figures['test_size']:,} test set"
     if "test_acc" in recorded:
         same = round(figures["test_acc"], 2) == round(float(recorded["test_acc"]), 2)

@@ -140,7 +140,8 @@ def add_commands(commands: Any) -> None:
     )
     sub.add_argument(
         "--recipe",
-        help=f"start from a named recipe: {', '.join(RECIPES)} (budgets 20k/8k/5k params)",
+        help=f"start from a named recipe: {', '.join(RECIPES)} (r*: budgets of 20k/8k/5k "
+        "params; speedrun: 99.4%% in under 45 s on 2 CPU cores)",
     )
     sub.add_argument("--config", type=Path, help="TOML file with run configuration keys")
     sub.add_argument("--out", help="run directory (default: runs/NAME, never overwritten)")

@@ -30,7 +30,7 @@ Use::
 
     from mnistlab import pretrained
     model, config = pretrained.load("default")   # eval mode, CPU
-    pretrained.available()                        # ['default', 'r20k', 'r5k', 'r8k']
+    pretrained.available()        # ['default', 'r20k', 'r5k', 'r8k', 'speedrun']
 
 or ``mnistlab predict digit.png --pretrained default``. An entry is added by copying a run's
 ``best.pt`` here as ``NAME.pt`` with its ``NAME.json`` (see ``default.json``); both globs are in
