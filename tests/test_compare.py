@@ -302,6 +302,10 @@ def test_text_output_footer_help_and_unknown_suite(tmp_path, capsys):
     lines = out.splitlines()
     (best,) = [line for line in lines if "exp_1_sgd_onecycle" in line and "picked on test" in line]
     assert "99.90" in best and "+0.34" in best and best.rstrip(" │").endswith("above")
+    # epochs to 99%: the honest column stays empty (a test accuracy there would mean nothing)
+    (reach,) = [line for line in lines if "exp_1_sgd_onecycle" in line and ">= 99%" in line]
+    cells = [cell.strip() for cell in reach.split("│")]
+    assert cells[5] == "–" and "99.90" not in reach
     assert "not run" in out and "ours, seed protocol" in out
     assert " ".join(NOISE_RULE.split()) in flat
     assert "Left out: 1 finished run(s) of suite seed004" in flat

@@ -53,7 +53,8 @@ def comparison_table(comparison: Comparison) -> Table:
                 row.label,
                 _published(row),
                 _stat(row.seed_protocol, digits),
-                _stat(row.honest, 2),
+                # a speed figure has no honest counterpart: the test accuracy there says nothing
+                "–" if row.metric == "epochs_to_99" else _stat(row.honest, 2),
                 str(row.runs),
                 "–" if row.diff is None else f"{row.diff:+.{digits}f}",
                 "–" if row.noise is None else f"{row.noise:.{digits}f}",
