@@ -59,6 +59,24 @@ def test_train_one_epoch_writes_run_dir(capsys, tmp_path):
     assert "test_acc" in out
 
 
+def test_train_threads_sets_them_for_the_run_only_and_records_them(capsys, tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    threads = 1 if before != 1 else 2
+    out_dir = tmp_path / "run"
+    code, _, err = run_cli(
+        capsys, "train", "--threads", str(threads), "--epochs", "1", "--train-subset", "500",
+        "--val-size", "500", "--out", str(out_dir), "--no-progress", "--device", "cpu",
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads((out_dir / "summary.json").read_text())["threads"] == threads
+    assert torch.get_num_threads() == before
+    code, _, err = run_cli(capsys, "train", "--threads", "0", "--out", str(tmp_path / "bad"))
+    assert code == 2 and "--threads must be > 0, got 0" in err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_train_refuses_to_overwrite(capsys, tmp_path):
     (tmp_path / "keep.txt").write_text("earlier results")
     code, _, err = run_cli(capsys, "train", "--epochs", "1", "--out", str(tmp_path))

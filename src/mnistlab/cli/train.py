@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from mnistlab.cli.common import data_flags, parse_list, parse_option
+from mnistlab.cli.common import check_count, data_flags, parse_list, parse_option
 from mnistlab.config import FIELD_HELP, TrainConfig
 from mnistlab.recipes import RECIPES
 from mnistlab.run.directory import check_out_dir, default_out_dir
@@ -93,6 +95,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mnistlab.run.build import build_model
 
     config = config_from_args(args)
+    if args.threads is not None:
+        check_count("--threads", args.threads)
     # built once before touching data: a bad model name/option fails fast
     params = count_params(build_model(config))
     out = Path(args.out) if args.out else default_out_dir(config.name)
@@ -109,14 +113,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"train {splits.train_images.shape[0]:,} / val {splits.val_images.shape[0]:,} / "
         f"test {splits.test_images.shape[0]:,}, out {out}"
     )
-    # train_run itself, mirrored into MLflow when --track mlflow is given
-    result = train_tracked(
-        getattr(args, "track", None),
-        config,
-        splits,
-        out,
-        progress=not args.no_progress and sys.stderr.isatty(),
-    )
+    with torch_threads(args.threads):
+        # train_run itself, mirrored into MLflow when --track mlflow is given
+        result = train_tracked(
+            getattr(args, "track", None),
+            config,
+            splits,
+            out,
+            progress=not args.no_progress and sys.stderr.isatty(),
+        )
     summary = result.summary
     if summary["state"] == "diverged":
         print(f"run diverged at epoch {summary['diverged_epoch']}; results in {out}")
@@ -146,6 +151,29 @@ def add_commands(commands: Any) -> None:
     sub.add_argument("--config", type=Path, help="TOML file with run configuration keys")
     sub.add_argument("--out", help="run directory (default: runs/NAME, never overwritten)")
     sub.add_argument("--no-progress", action="store_true", help="no progress bars")
+    sub.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads for this run (default: torch's, one per core). On a machine "
+        "shared with other work, 1 is often several times faster (docs/benchmarks.md); the "
+        "thread count can change a run's low bits, so it is recorded in summary.json",
+    )
     data_flags(sub)
     _add_config_flags(sub)
     sub.set_defaults(handler=cmd_train)
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with `threads` torch threads (None: unchanged), restoring them after."""
+    import torch
+
+    if threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -378,6 +378,7 @@ class RunState:
             "test_size": int(splits.test_images.shape[0]),
             "seed": config.seed,
             "device": str(self.device),
+            "threads": torch.get_num_threads(),  # CPU numerics' low bits depend on it
             "torch": torch.__version__,
             "mnistlab": __version__,
             "config_hash": config.config_hash(),
