@@ -123,6 +123,28 @@ def is_channels_last(x: torch.Tensor) -> bool:
     )
 
 
+def channels_last_for_cpu_training(
+    x: torch.Tensor, module: nn.Module, weight: torch.Tensor
+) -> torch.Tensor:
+    """`x` copied to NHWC when `module` trains on the CPU with autograd, else `x` itself.
+
+    In NCHW, oneDNN's backward for 8- and 12-channel convs runs a slow AVX2 kernel on
+    8-channel blocks; NHWC (with the dropout masks made NHWC too) was 1.19-1.24x per step of
+    `tiny` (docs/benchmarks.md). With one channel NCHW strides already count as NHWC, so the
+    copy is laid out NHWC explicitly. Not under fused training (vmap over stacked weights keeps
+    NCHW, as it was measured), and not without autograd (BatchNorm re-estimated for SWA): NHWC
+    BatchNorm's float32 sums are ~200x less precise (a mean over 1,000 images was 5e-5 off).
+    """
+    if (
+        module.training
+        and torch.is_grad_enabled()
+        and x.device.type == "cpu"
+        and not (is_functorch_wrapped(x) or is_functorch_wrapped(weight))
+    ):
+        return torch.empty_like(x, memory_format=torch.channels_last).copy_(x)
+    return x
+
+
 class Dropout(nn.Dropout):
     """nn.Dropout with a cheaper random mask on the CPU; the same module on other devices.
 

@@ -21,8 +21,8 @@ from mnistlab.models.blocks import (
     IN_CHANNELS,
     NUM_CLASSES,
     ConvNormAct,
+    channels_last_for_cpu_training,
     check_common_options,
-    is_functorch_wrapped,
     make_dropout,
     scale_channels,
 )
@@ -55,14 +55,7 @@ class SpeedNet(nn.Module):
         self.fc = nn.Linear(top, NUM_CLASSES)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (
-            self.training
-            and torch.is_grad_enabled()
-            and x.device.type == "cpu"
-            and not (is_functorch_wrapped(x) or is_functorch_wrapped(self.fc.weight))
-        ):
-            # NHWC while training on the CPU, as TinyMNISTNet (see there for why not in eval)
-            x = torch.empty_like(x, memory_format=torch.channels_last).copy_(x)
+        x = channels_last_for_cpu_training(x, self, self.fc.weight)
         features = torch.flatten(self.pool(self.features(x)), 1)
         return self.fc(self.drop(features) if self.drop is not None else features)
 

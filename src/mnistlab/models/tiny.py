@@ -22,8 +22,8 @@ from mnistlab.models.blocks import (
     IN_CHANNELS,
     NUM_CLASSES,
     ConvNormAct,
+    channels_last_for_cpu_training,
     check_common_options,
-    is_functorch_wrapped,
     scale_channels,
 )
 from mnistlab.models.registry import register_model
@@ -71,21 +71,8 @@ class TinyMNISTNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (
-            self.cpu_channels_last
-            and self.training
-            and torch.is_grad_enabled()
-            and x.device.type == "cpu"
-            # fused training (vmap over stacked weights) keeps NCHW, as it was measured
-            and not (is_functorch_wrapped(x) or is_functorch_wrapped(self.classifier.weight))
-        ):
-            # NHWC while training on the CPU: in NCHW, oneDNN's backward for the 8- and
-            # 12-channel convs runs a slow AVX2 kernel on 8-channel blocks; NHWC, with the
-            # dropout masks made NHWC too, was 1.19-1.24x per step (docs/benchmarks.md)
-            # (with one channel, NCHW strides already count as NHWC: lay the copy out NHWC).
-            # Without autograd (BatchNorm re-estimated for SWA) it stays NCHW: NHWC BatchNorm's
-            # float32 sums are ~200x less precise (a mean over 1,000 images was 5e-5 off)
-            x = torch.empty_like(x, memory_format=torch.channels_last).copy_(x)
+        if self.cpu_channels_last:
+            x = channels_last_for_cpu_training(x, self, self.classifier.weight)
         return torch.flatten(self.pool(self.classifier(self.features(x))), 1)
 
 
