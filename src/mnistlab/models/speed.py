@@ -29,7 +29,14 @@ from mnistlab.models.blocks import (
 from mnistlab.models.registry import register_model
 
 
+@register_model(
+    "speednet",
+    seed="own",
+    description="SpeedNet: strided 3×3 stem, 3×3 at 14×14, pool, 3×3 at 7×7, max-pool + FC",
+)
 class SpeedNet(nn.Module):
+    """Registered as a class: its keyword-only `__init__` options are the model's options."""
+
     def __init__(
         self,
         *,
@@ -58,29 +65,3 @@ class SpeedNet(nn.Module):
         x = channels_last_for_cpu_training(x, self, self.fc.weight)
         features = torch.flatten(self.pool(self.features(x)), 1)
         return self.fc(self.drop(features) if self.drop is not None else features)
-
-
-@register_model(
-    "speednet",
-    seed="own",
-    description="SpeedNet: strided 3×3 stem, 3×3 at 14×14, pool, 3×3 at 7×7, max-pool + FC",
-)
-def speednet(
-    *,
-    stem: int = 16,
-    mid: int = 48,
-    top: int = 96,
-    use_bn: bool = True,
-    dropout_p: float = 0.0,
-    activation: str = "relu",
-    width: float = 1.0,
-) -> SpeedNet:
-    return SpeedNet(
-        stem=stem,
-        mid=mid,
-        top=top,
-        use_bn=use_bn,
-        dropout_p=dropout_p,
-        activation=activation,
-        width=width,
-    )
