@@ -27,7 +27,7 @@ def ship_run(
     description: str,
     *,
     seeds_compared_on_val: dict[str, float] | None = None,
-) -> dict:
+) -> None:
     """Copy RUN_DIR/best.pt to pretrained/NAME.pt and write NAME.json from the run's own files."""
     summary = json.loads((run_dir / "summary.json").read_text())
     config = TrainConfig.from_toml(run_dir / "config.toml")
@@ -50,7 +50,6 @@ def ship_run(
     }
     (PRETRAINED / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"shipped {name}: val {summary['val_acc']:.2f}%, test {summary['test_acc']:.2f}%")
-    return record
 
 
 def main() -> None:

@@ -40,7 +40,7 @@ import torch
 from mnistlab.bench_reference import ROTATION_DEG, SeedTrainer, stage_mnist
 from mnistlab.config import TrainConfig
 from mnistlab.data import Splits, ensure_mnist, find_files, load_mnist, split_mnist
-from mnistlab.engine.device import resolve_device
+from mnistlab.engine.device import resolve_device, torch_threads
 from mnistlab.engine.trainer import RunState, started_run
 from mnistlab.errors import MnistlabError
 
@@ -297,9 +297,7 @@ def run_bench(
     with contextlib.ExitStack() as stack:
         # the caller's global RNG stays as it was (the reference seeds and draws from it)
         stack.enter_context(torch.random.fork_rng(devices=[]))
-        if threads is not None:
-            stack.callback(torch.set_num_threads, torch.get_num_threads())
-            torch.set_num_threads(threads)
+        stack.enter_context(torch_threads(threads))
         used_threads = torch.get_num_threads()
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mnistlab-bench-")))
         files = find_files(directory)

@@ -91,16 +91,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     # with TTA the recorded val figure to compare is the TTA one (the epoch was chosen without)
     recorded_val = recorded.get("val_acc_tta" if config.tta_angles else "val_acc")
     if recorded_val is not None:
-        same = round(figures["val_acc"], 2) == round(float(recorded_val), 2)
-        line += f" (recorded: {recorded_val:.2f}%: {'same' if same else 'DIFFERENT'})"
+        line += f" (recorded: {_versus(figures['val_acc'], recorded_val)})"
     print(line)
     line = f"test_acc {figures['test_acc']:.2f}% on the official {figures['test_size']:,} test set"
     if "test_acc" in recorded:
-        same = round(figures["test_acc"], 2) == round(float(recorded["test_acc"]), 2)
-        verdict = "same" if same else "DIFFERENT"
-        line += f" (recorded when shipped: {recorded['test_acc']:.2f}%: {verdict})"
+        line += f" (recorded when shipped: {_versus(figures['test_acc'], recorded['test_acc'])})"
     print(line)
     return 0
+
+
+def _versus(measured: float, recorded: Any) -> str:
+    """`99.43%: same` when the figures agree to the 2 decimals printed, else `...: DIFFERENT`."""
+    same = round(measured, 2) == round(float(recorded), 2)
+    return f"{float(recorded):.2f}%: {'same' if same else 'DIFFERENT'}"
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

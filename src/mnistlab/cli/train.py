@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -90,6 +88,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from mnistlab.data import load_mnist, split_mnist
+    from mnistlab.engine.device import torch_threads
     from mnistlab.experiments.tracking import train_tracked
     from mnistlab.models import count_params
     from mnistlab.run.build import build_model
@@ -161,19 +160,3 @@ def add_commands(commands: Any) -> None:
     data_flags(sub)
     _add_config_flags(sub)
     sub.set_defaults(handler=cmd_train)
-
-
-@contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Run the block with `threads` torch threads (None: unchanged), restoring them after."""
-    import torch
-
-    if threads is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)

@@ -25,6 +25,20 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 @contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with `threads` torch threads (None: unchanged), restoring them after."""
+    if threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
 def reproducible_kernels(device: torch.device) -> Iterator[None]:
     """On CUDA, only deterministic cuDNN algorithms while training: the same seed twice gave
     different losses on an H100 (docs/results/gpu/smoke.txt) with cuDNN's default choice."""

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from mnistlab.engine.device import torch_threads
 from mnistlab.experiments.results import Stat, stat
 from mnistlab.experiments.store import RunRecord
 
@@ -181,11 +182,8 @@ def inference_timing(
     # batch 1 on one CPU thread: a single request's latency; several threads only add barrier
     # waits at this size, and on a busy machine those waits dominate (hundreds of ms)
     single = 1 if device.type == "cpu" else threads
-    torch.set_num_threads(single)
-    try:
+    with torch_threads(single):
         b1 = _median_seconds(model, one, warmup=10, repeats=300, budget_s=budget_s)
-    finally:
-        torch.set_num_threads(threads)
     peak, method = _peak_memory(model, big)  # also the warm-up of the batch-1024 timing
     b1024 = _median_seconds(model, big, warmup=0, repeats=10, budget_s=budget_s)
     return InferenceTiming(
