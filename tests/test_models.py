@@ -41,6 +41,7 @@ SEED_COUNTS: dict[str, int] = {
     "s003_run1": 6_264,  # seed 003 says "~6,584"; see compact.py for why we stop at 6,264
     "s004": 18_662,  # seed 004
     "speednet": 49_818,  # our own (speedrun); not a seed model
+    "vgg3": 3_702,  # our own (small budgets); the public 3,762 minus 60 conv biases before BN
 }
 
 
@@ -235,3 +236,17 @@ def test_tiny_trains_nhwc_on_the_cpu_and_evaluates_nchw() -> None:
     # the same function either way (float summation order aside)
     torch.testing.assert_close(nhwc, nchw, rtol=1e-4, atol=1e-5)
     assert TinyMNISTNet.cpu_channels_last  # the instance's switch, not the class's
+
+
+def test_vgg3_counts_follow_its_channels_and_depth() -> None:
+    # 3x3 convs without bias (BN follows), 2 BN params per channel, a linear head 8 -> 10
+    def expected(c1: int, c2: int, c3: int, depth: int) -> int:
+        convs = 9 * (c1 + c1 * c1 * (depth - 1) + c1 * c2 + c2 * c2 * (depth - 1))
+        convs += 9 * (c2 * c3 + c3 * c3 * (depth - 1))
+        return convs + 2 * depth * (c1 + c2 + c3) + c3 * 10 + 10
+
+    assert count_params(create_model("vgg3")) == expected(4, 8, 8, 3)
+    assert count_params(create_model("vgg3", c1=5, c2=8, c3=8)) == expected(5, 8, 8, 3) == 3_951
+    assert count_params(create_model("vgg3", depth=2)) == expected(4, 8, 8, 2)
+    with pytest.raises(ConfigError, match="depth"):
+        create_model("vgg3", depth=0)
