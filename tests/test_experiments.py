@@ -231,10 +231,20 @@ def test_two_grids_in_one_store_do_not_mix(tmp_path, capsys):
 
 
 def test_two_workers_split_a_grid_without_duplicates(tmp_path, capsys):
-    assert main(grid_argv(write_suite(tmp_path), tmp_path, "--workers", "2")) == 0
+    # --threads: per worker, instead of cores // workers (3 is neither 1 nor this machine's 2)
+    argv = grid_argv(write_suite(tmp_path), tmp_path, "--workers", "2", "--threads", "3")
+    assert main(argv) == 0
     runs = results(tmp_path, capsys)
     assert len(runs) == 4 and all(r["state"] == "finished" for r in runs)
     assert len({r["name"] for r in runs}) == 4
+    for run in runs:
+        assert json.loads((Path(run["run_dir"]) / "summary.json").read_text())["threads"] == 3
+
+
+def test_grid_threads_must_be_positive(tmp_path, capsys):
+    assert main(grid_argv(write_suite(tmp_path), tmp_path, "--threads", "0")) == 2
+    err = capsys.readouterr().err
+    assert "--threads must be > 0, got 0" in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.slow  # the default run covers this in tests/reliability (faster suite)

@@ -1,12 +1,12 @@
 """Run a suite's grid from the store: this process claims runs, worker processes train them.
 
-Only the coordinating process talks to the store, so workers on one machine never race for a
-run and the store sees one writer per machine. Workers are spawned processes sharing the cores
-(`torch.set_num_threads(cores // workers)`); each trains one claimed run at a time and streams
-its epochs back. A worker that dies while this process lives: its run is queued again at once
-and a fresh worker started. This whole process killed: its runs are RUNNING under its pid, and
-the next `grid`/`worker` on this machine takes them back at once (another machine, once their
-heartbeat is stale). Ctrl-C hands every claimed run back.
+Only the coordinating process talks to the store, so workers on one machine never race for a run
+and the store sees one writer per machine. Workers are spawned processes sharing the cores
+(`torch.set_num_threads(cores // workers)`, or `--threads`); each trains one claimed run at a
+time and streams its epochs back. A worker that dies while this process lives: its run is queued
+again at once and a fresh worker started. This whole process killed: its runs are RUNNING under
+its pid, and the next `grid`/`worker` on this machine takes them back at once (another machine,
+once their heartbeat is stale). Ctrl-C hands every claimed run back.
 
 A grid call returns when every cell it was asked for is done (finished or diverged), or none
 can be: it waits for runs other processes hold, and takes them back if those go silent.
@@ -172,6 +172,7 @@ def run_grid(
     suite_name: str,
     *,
     workers: int = 1,
+    threads: int | None = None,
     runs_root: Path = Path("runs"),
     data_dir: Path | None = None,
     progress: bool = True,
@@ -195,6 +196,7 @@ def run_grid(
     (`engine.fused`): "on" or "off"; "auto" = off, what measured faster everywhere so far
     (fused ran at 0.59x of one-at-a-time on the 2-core CPU and 0.84x on an H100: see
     docs/benchmarks.md).
+    `threads`: torch threads in each worker (default: cores // workers).
     `tracker` (e.g. MLflow) gets each run's config, epochs and summary from this process, which
     receives them anyway; the caller opens and closes it.
 
@@ -212,8 +214,8 @@ def run_grid(
     study = store.study(suite_name, create=False)
     outcome = GridOutcome(suite=suite_name)
     started = time.perf_counter()
-    cores = os.cpu_count() or 1
-    threads = max(1, cores // workers)
+    if threads is None:
+        threads = max(1, (os.cpu_count() or 1) // workers)
     context = mp.get_context("spawn")  # fork + torch threads is unsafe
     tasks: list[mp.Queue] = [context.Queue() for _ in range(workers)]
     events: mp.Queue = context.Queue()
