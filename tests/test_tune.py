@@ -8,6 +8,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 
 from mnistlab.cli import main
 from mnistlab.errors import ConfigError
@@ -165,8 +166,12 @@ def test_tune_command_resumes_to_the_total_and_shows_test_beside_val(tmp_path, c
         str(tmp_path / "runs"),
         "--data-dir",
         str(mnist_dir),
+        "--threads",
+        "3",  # neither torch's default here nor 1: the trials ran with the given count
     ]
+    threads_before = torch.get_num_threads()
     assert main(argv) == 0
+    assert torch.get_num_threads() == threads_before  # restored after the study
     out = capsys.readouterr().out
     assert "study quick: 1 finished, 0 pruned" in out
     assert "(chosen on val): val_acc" in out and "test_acc" in out
@@ -184,6 +189,8 @@ def test_tune_command_resumes_to_the_total_and_shows_test_beside_val(tmp_path, c
     assert len(runs) == 2 and {r["state"] for r in runs} == {"finished"}
     assert len({r["run_dir"] for r in runs}) == 2
     assert all((Path(r["run_dir"]) / "best.pt").is_file() for r in runs)
+    summaries = [json.loads((Path(r["run_dir"]) / "summary.json").read_text()) for r in runs]
+    assert {summary["threads"] for summary in summaries} == {3}
     # joining the study with other settings would mix two problems: refused
     argv[argv.index("--max-epochs") + 1] = "2"
     assert main(argv) == 2

@@ -314,12 +314,17 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from mnistlab.data import ensure_mnist
+    from mnistlab.engine.device import torch_threads
     from mnistlab.experiments.store import RunStore
     from mnistlab.experiments.tracking import open_tracker
     from mnistlab.experiments.tune import format_outcome, load_space, run_tune
 
     check_count("--trials", args.trials)
-    for flag, value in (("--max-params", args.max_params), ("--max-epochs", args.max_epochs)):
+    for flag, value in (
+        ("--max-params", args.max_params),
+        ("--max-epochs", args.max_epochs),
+        ("--threads", args.threads),
+    ):
         if value is not None:
             check_count(flag, value)
     check_device(args.device)
@@ -329,21 +334,22 @@ def cmd_tune(args: argparse.Namespace) -> int:
     tracker = open_tracker(args.track, parent=f"tune {study}")
     data_dir = ensure_mnist(args.data_dir, download=not args.no_download, log=print)
     try:
-        outcome = run_tune(
-            store,
-            space,
-            args.trials,
-            study_name=study,
-            max_params=args.max_params,
-            max_epochs=args.max_epochs,
-            pruner=args.pruner,
-            train_subset=args.train_subset,
-            device=args.device,
-            data_dir=data_dir,
-            runs_root=Path(args.runs_dir),
-            tracker=tracker,
-            wait=not args.no_wait,
-        )
+        with torch_threads(args.threads):
+            outcome = run_tune(
+                store,
+                space,
+                args.trials,
+                study_name=study,
+                max_params=args.max_params,
+                max_epochs=args.max_epochs,
+                pruner=args.pruner,
+                train_subset=args.train_subset,
+                device=args.device,
+                data_dir=data_dir,
+                runs_root=Path(args.runs_dir),
+                tracker=tracker,
+                wait=not args.no_wait,
+            )
     finally:
         if tracker is not None:
             tracker.close()
@@ -444,6 +450,12 @@ def add_commands(commands: Any) -> None:
     )
     sub.add_argument("--train-subset", type=int, help="train on the first N images (quick runs)")
     sub.add_argument("--device", help="override the device (auto, cpu, cuda, mps)")
+    sub.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads for the trials (default: torch's, one per core; 1 on cores shared "
+        "with other work, as for grid)",
+    )
     sub.add_argument(
         "--no-wait",
         action="store_true",
