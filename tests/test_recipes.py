@@ -9,6 +9,7 @@ from mnistlab.cli import main
 from mnistlab.experiments.suites import load_suite, parse_suite
 from mnistlab.models import count_params, create_model
 from mnistlab.models.blocks import Dropout, dropout_keep_mask
+from mnistlab.config import TrainConfig
 from mnistlab.recipes import RECIPES, get_recipe
 from mnistlab.run.build import build_model
 
@@ -61,12 +62,13 @@ def test_bad_fit_and_recipe_values_exit_2(capsys, argv, fragment):
 def test_train_recipe_flags_override_and_monitor_test(capsys, tmp_path):
     out_dir = tmp_path / "run"
     code, out, err = run_cli(
-        capsys, "train", "--recipe", "r8k", "--epochs", "2", "--train-subset", "1000",
-        "--val-size", "1000", "--out", str(out_dir), "--no-progress",
+        capsys, "train", "--recipe", "r8k", "--epochs", "2", "--no-aug-last", "1",
+        "--train-subset", "1000", "--val-size", "1000", "--out", str(out_dir), "--no-progress",
     )  # fmt: skip
     assert code == 0, err
     config = (out_dir / "config.toml").read_text()
     assert 'name = "r8k"' in config and "max_params = 8000" in config and "epochs = 2" in config
+    assert "no_aug_last = 1" in config  # the flag over the recipe's 3
     rows = (out_dir / "epochs.csv").read_text().splitlines()
     assert rows[0].endswith(",test_acc") and len(rows) == 3
     assert all(row.split(",")[-1] for row in rows[1:])  # monitored every epoch
@@ -135,6 +137,9 @@ def test_shipped_recipe_weights_were_chosen_on_val_and_reproduce_their_test_figu
     recipe = get_recipe(name)
     assert record["selected_on"] == "val" and record["params"] < recipe.max_params
     assert record["config"]["epochs"] <= recipe.max_epochs
+    # trained with the recipe as it is now (its name and seed aside)
+    shipped = TrainConfig.from_dict(record["config"]).replace(name=recipe.name, seed=0)
+    assert shipped == recipe.config()
     # the shipped seed is the one with the best validation accuracy of the five
     compared = record["seeds_compared_on_val"]
     assert sorted(compared) == ["0", "1", "2", "3", "4"]

@@ -62,12 +62,23 @@ RECIPES: dict[str, Recipe] = {
         ),
         Recipe(
             "r8k",
-            "s004 narrowed to just under 8,000 params, 15 epochs; test monitored per epoch "
-            "for the last-3-epochs check",
+            "s004 narrowed to just under 8,000 params, 15 epochs, no label smoothing, the last "
+            "3 epochs clean, rotation TTA; test monitored per epoch for the last-3-epochs check",
             max_params=8_000,
             max_epochs=15,
-            goal="mean >= 99.45%, every seed's last 3 epochs >= 99.40%",
-            values={**_SHARED, "max_params": 8_000, "epochs": 15, "monitor_test": True},
+            goal="mean >= 99.50%, every seed's last 3 epochs >= 99.40%",
+            values={
+                **_SHARED,
+                "max_params": 8_000,
+                "epochs": 15,
+                "monitor_test": True,
+                # chosen before their 5-seed run (docs/accuracy.md): smoothing cost val at 8k
+                # in the ablation; the old recipe's last-3 dips were all in its last augmented
+                # epoch; TTA as in speedrun (its val effect here turned out nil: -0.02)
+                "label_smoothing": 0.0,
+                "no_aug_last": 3,
+                "tta_angles": (-10.0, 10.0),
+            },
         ),
         Recipe(
             "r5k",
