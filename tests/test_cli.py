@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from mnistlab.cli import main
+from mnistlab.errors import first_line
 
 SEED_COUNTS = {"tiny": 15_882, "enhanced": 19_306, "compact": 18_472, "s004": 18_662}
 
@@ -174,3 +175,16 @@ def test_unusable_device_is_refused_before_anything_runs(capsys, tmp_path, monke
     err = capsys.readouterr().err.strip()
     assert "device 'cuda' requested but CUDA is not available" in err and "\n" not in err
     assert not store.exists()
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (ValueError("bad shape\n  at layer 3"), "bad shape"),
+        (RuntimeError("\n\n  CUDA out of memory.  \nTried to allocate"), "CUDA out of memory."),
+        (KeyError(), "KeyError"),  # no message: its type's name
+        (OSError("   "), "OSError"),
+    ],
+)
+def test_one_line_errors_quote_the_first_non_blank_line(error, expected):
+    assert first_line(error) == expected

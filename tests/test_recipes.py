@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from mnistlab.cli import main
+from mnistlab.config import TrainConfig
 from mnistlab.experiments.suites import load_suite, parse_suite
 from mnistlab.models import count_params, create_model
 from mnistlab.models.blocks import Dropout, dropout_keep_mask
-from mnistlab.config import TrainConfig
 from mnistlab.recipes import RECIPES, get_recipe
 from mnistlab.run.build import build_model
 

@@ -44,7 +44,7 @@ from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from mnistlab.config import TrainConfig
-from mnistlab.errors import MnistlabError
+from mnistlab.errors import MnistlabError, first_line
 from mnistlab.experiments import DEFAULT_STORE
 from mnistlab.experiments.owner import Liveness, Owner, liveness, this_process
 from mnistlab.models.reference import parse_reference, source_of
@@ -243,8 +243,9 @@ class RunStore:
         except StoreError:
             raise
         except Exception as error:
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-            raise StoreError(f"cannot open store {masked_url(url)!r}: {first_line}") from None
+            raise StoreError(
+                f"cannot open store {masked_url(url)!r}: {first_line(error)}"
+            ) from None
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:

@@ -23,7 +23,7 @@ from collections.abc import Hashable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mnistlab.errors import MnistlabError
+from mnistlab.errors import MnistlabError, first_line
 
 if TYPE_CHECKING:
     from mnistlab.config import TrainConfig
@@ -109,8 +109,7 @@ class MlflowTracker:
         except TrackingError:
             raise
         except Exception as error:
-            first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-            raise TrackingError(f"cannot use MLflow at {self.uri}: {first}") from None
+            raise TrackingError(f"cannot use MLflow at {self.uri}: {first_line(error)}") from None
         self.runs: dict[Hashable, tuple[str, Path | None]] = {}  # key -> (run id, run dir)
 
     def _experiment(self) -> str:

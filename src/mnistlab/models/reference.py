@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mnistlab.errors import ConfigError
+from mnistlab.errors import ConfigError, first_line
 
 SOURCE_COPY = "model_source.py"  # a user model's source, copied into its run directory
 INPUT_SHAPE = (2, 1, 28, 28)  # two images: BatchNorm in train mode needs more than one value
@@ -281,7 +281,7 @@ def check_model(text: str, model: nn.Module) -> None:
     except Exception as error:
         raise ConfigError(
             f"model {text!r}: forward pass on a {list(INPUT_SHAPE)} batch raised "
-            f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error) else ''}"
+            f"{type(error).__name__}: {first_line(error)}"
         ) from None
     finally:
         model.train(was_training)

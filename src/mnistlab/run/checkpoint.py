@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from mnistlab.config import TrainConfig
-from mnistlab.errors import ConfigError, MnistlabError
+from mnistlab.errors import ConfigError, MnistlabError, first_line
 from mnistlab.models.reference import SOURCE_COPY, file_sha256, parse_reference
 from mnistlab.run.build import build_model
 
@@ -106,7 +106,7 @@ def model_from_bytes(data: bytes, name: str) -> LoadedModel:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:  # dtype surprises the shape check above does not catch
-        raise ConfigError(f"checkpoint {name}: weights do not fit: {_first_line(error)}") from None
+        raise ConfigError(f"checkpoint {name}: weights do not fit: {first_line(error)}") from None
     model.eval()
     info = {k: payload[k] for k in ("epoch", "val_acc") if isinstance(payload.get(k), int | float)}
     return LoadedModel(model=model, config=config, source=name, info=info, warnings=notes)
@@ -158,7 +158,7 @@ def _safe_load(data: bytes, name: str) -> Any:
                 f"checkpoint {name}: refused: it contains objects other than tensors and plain "
                 f"values ({_refused_global(error)}); mnistlab never loads such files"
             ) from None
-        reason = _first_line(error) if str(error).strip() else type(error).__name__
+        reason = first_line(error)
         raise ConfigError(
             f"checkpoint {name}: corrupted or not a PyTorch checkpoint ({reason})"
         ) from None
@@ -169,11 +169,6 @@ def _refused_global(error: Exception) -> str:
         if "GLOBAL" in line or "Unsupported" in line:
             return " ".join(line.split()).rstrip(".")
     return "unsupported pickle content"
-
-
-def _first_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
 
 
 def _check_state(model: nn.Module, state: dict[str, torch.Tensor], name: str, arch: str) -> None:
