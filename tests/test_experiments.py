@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from collections import Counter
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 
 from mnistlab.cli import main
 from mnistlab.experiments.store import RunStore
-from mnistlab.experiments.suites import builtin_suites, load_suite
+from mnistlab.experiments.suites import SuiteBudget, builtin_suites, load_suite, parse_suite
 from quick_config import quick_base
 
 QUICK_SUITE = (
@@ -104,6 +105,23 @@ def test_user_suite_expands_variants_times_axes(tmp_path):
     assert len(suite.runs(3)) == 12
 
 
+BUDGETED = (
+    "name = 'x'\n[[groups]]\nname='g'\n[budget]\nmax_params = 20000\nmax_epochs = 20\n"
+    "target = 99.4\n"
+)
+
+
+def test_a_suites_budget_is_data_about_it_and_the_seed_suites_state_theirs():
+    budgeted = parse_suite(tomllib.loads(BUDGETED), source="x.toml")
+    plain = parse_suite(tomllib.loads(BUDGETED.split("[budget]")[0]), source="x.toml")
+    assert budgeted.budget == SuiteBudget(20_000, 20, 99.4) and plain.budget is None
+    assert [c.config.config_hash() for c in budgeted.cells] == [
+        c.config.config_hash() for c in plain.cells
+    ]
+    assert load_suite("seed001").budget == SuiteBudget(8_000, 15, 99.4)
+    assert load_suite("budgets").budget is None
+
+
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
@@ -112,6 +130,9 @@ def test_user_suite_expands_variants_times_axes(tmp_path):
         ("name = 'x'\n[[groups]]\nname='g'\nset={ lr = 'fast' }\n", "lr must be a number"),
         ("name = 'x'\n[base]\nmodel='nope'\n[[groups]]\nname='g'\n", "model"),
         ("name = 'x'\nbase = [\n", "invalid TOML"),
+        (BUDGETED.replace("target = 99.4", "target = 199"), "target must be a val accuracy"),
+        (BUDGETED.replace("max_epochs = 20", "max_epochs = 0"), "max_epochs must be a positive"),
+        (BUDGETED.replace("target = 99.4", "goal = 1"), "unknown key 'goal'"),
     ],
 )
 def test_bad_suite_files_exit_2_with_one_line(tmp_path, capsys, text, fragment):

@@ -28,6 +28,14 @@ about the seed, never part of a run: no config or config hash depends on them.
     E1 = { test_acc_best = 98.58, note = "README: '~98.58%'" }
 
 The metrics are the keys of PUBLISHED_METRICS; accuracies are in %.
+
+A suite may also state the constraints its project set itself, which `mnistlab report` checks
+every config against (also never part of a run):
+
+    [budget]
+    max_params = 20000   # params must stay below this
+    max_epochs = 20
+    target = 99.4        # val accuracy, %
 """
 
 from __future__ import annotations
@@ -46,7 +54,8 @@ from mnistlab.errors import ConfigError, choices_error
 from mnistlab.run import layer_config, merge_tables
 from mnistlab.run.build import build_model
 
-SUITE_KEYS = ("name", "description", "seeds", "base", "groups", "published")
+SUITE_KEYS = ("name", "description", "seeds", "base", "groups", "published", "budget")
+BUDGET_KEYS = ("max_params", "max_epochs", "target")
 GROUP_KEYS = ("name", "description", "set", "variants", "axes", "axis_labels")
 # a published figure's metric -> how the seed measured it; the order is the order of rows
 PUBLISHED_METRICS = {
@@ -97,6 +106,15 @@ class Published:
 
 
 @dataclass(frozen=True)
+class SuiteBudget:
+    """The constraints a suite's project set itself (its `[budget]`), for `mnistlab report`."""
+
+    max_params: int
+    max_epochs: int
+    target: float  # val accuracy, %
+
+
+@dataclass(frozen=True)
 class Suite:
     name: str
     description: str
@@ -105,6 +123,7 @@ class Suite:
     notes: tuple[str, ...] = field(default_factory=tuple)
     seeds: int = 1  # seeds per config when the command line does not say
     published: Published | None = None  # the seed's own figures; no run depends on them
+    budget: SuiteBudget | None = None  # its project's constraints; no run depends on them
 
     def with_overrides(self, **overrides: Any) -> Suite:
         """The same suite with some config values forced (e.g. epochs, train_subset)."""
@@ -183,8 +202,27 @@ def parse_suite(data: dict[str, Any], *, source: str, base_dir: Path | None = No
     published = None
     if "published" in data:
         published = _published(data["published"], names, f"{source} [published]")
+    budget = _budget(data["budget"], f"{source} [budget]") if "budget" in data else None
     description = str(data.get("description", ""))
-    return Suite(name, description, tuple(cells), source, seeds=seeds, published=published)
+    return Suite(
+        name, description, tuple(cells), source, seeds=seeds, published=published, budget=budget
+    )
+
+
+def _budget(data: Any, where: str) -> SuiteBudget:
+    data = _table(data, where)
+    _check_keys(data, BUDGET_KEYS, where)
+    missing = [key for key in BUDGET_KEYS if key not in data]
+    if missing:
+        raise ConfigError(f"{where}: needs {', '.join(missing)}")
+    for key in ("max_params", "max_epochs"):
+        value = data[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"{where}: {key} must be a positive integer, got {value!r}")
+    target = data["target"]
+    if not isinstance(target, int | float) or isinstance(target, bool) or not 0 < target <= 100:
+        raise ConfigError(f"{where}: target must be a val accuracy in (0, 100], got {target!r}")
+    return SuiteBudget(data["max_params"], data["max_epochs"], float(target))
 
 
 def _published(data: Any, cells: list[str], where: str) -> Published:

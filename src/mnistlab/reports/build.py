@@ -13,7 +13,6 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import shutil
 import subprocess
 import tempfile
@@ -30,7 +29,8 @@ from mnistlab.config import TrainConfig
 from mnistlab.engine.device import resolve_device
 from mnistlab.errors import ConfigError, MnistlabError
 from mnistlab.experiments.results import config_rows, stat
-from mnistlab.experiments.store import RunRecord, RunStore, sqlite_path
+from mnistlab.experiments.store import RunRecord, RunStore, masked_url, sqlite_path
+from mnistlab.experiments.suites import builtin_suites, load_suite
 from mnistlab.fsutil import atomic_write_text
 from mnistlab.models import fit_to_budget
 from mnistlab.models.summary import (
@@ -80,13 +80,7 @@ REPORT_HTML = "index.html"
 IMAGES = "img"
 MISTAKES_SHOWN = 32
 
-# the constraints each seed project set itself (its README); a suite not listed gets DEFAULT
-SUITE_BUDGETS: dict[str, tuple[int, int, float]] = {
-    "seed000": (20_000, 20, 99.4),
-    "seed001": (8_000, 15, 99.4),
-    "seed002": (20_000, 20, 99.4),
-    "seed004": (25_000, 20, 99.4),
-}
+# for a suite whose definition states no [budget] (or is not a built-in one)
 DEFAULT_BUDGET = (20_000, 20, 99.4)
 
 
@@ -186,17 +180,17 @@ def open_store(url: str) -> RunStore:
 def choose_suite(store: RunStore, suite: str | None) -> str:
     suites = store.suites()
     if not suites:
-        raise ReportError(f"store {redact(store.url)} is empty; run `mnistlab grid` first")
+        raise ReportError(f"store {masked_url(store.url)} is empty; run `mnistlab grid` first")
     if suite is None:
         if len(suites) > 1:
             raise ReportError(
-                f"store {redact(store.url)} holds several suites ({', '.join(suites)}); "
+                f"store {masked_url(store.url)} holds several suites ({', '.join(suites)}); "
                 "choose one with --suite"
             )
         return suites[0]
     if suite not in suites:
         raise ReportError(
-            f"no suite {suite!r} in store {redact(store.url)}; stored: {', '.join(suites)}"
+            f"no suite {suite!r} in store {masked_url(store.url)}; stored: {', '.join(suites)}"
         )
     return suite
 
@@ -204,13 +198,14 @@ def choose_suite(store: RunStore, suite: str | None) -> str:
 def resolve_budget(
     suite: str, max_params: int | None, max_epochs: int | None, target: float | None
 ) -> Budget:
-    known = SUITE_BUDGETS.get(suite)
-    defaults = known or DEFAULT_BUDGET
+    stated = builtin_suites().get(suite)
+    known = load_suite(stated).budget if stated else None
+    defaults = (known.max_params, known.max_epochs, known.target) if known else DEFAULT_BUDGET
     given = [max_params is not None, max_epochs is not None, target is not None]
     if all(given):
         source = "flags"
     elif known:
-        source = f"the {suite} seed's README" + (" and flags" if any(given) else "")
+        source = f"suite {suite}'s [budget]" + (" and flags" if any(given) else "")
     else:
         source = "defaults" + (" and flags" if any(given) else "")
     return Budget(
@@ -219,11 +214,6 @@ def resolve_budget(
         target if target is not None else defaults[2],
         source,
     )
-
-
-def redact(url: str) -> str:
-    """A store URL without its password."""
-    return re.sub(r"(//[^/:@]+:)[^@/]+@", r"\1***@", url)
 
 
 def _file_mode() -> int:
@@ -359,7 +349,7 @@ class _Context:
             ["date (UTC)", dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")],
             # as typed: no working directory, which would publish the writer's machine's paths
             ["command", f"`{self.command}`" if self.command else "–"],
-            ["store", f"`{redact(self.store_url)}`"],
+            ["store", f"`{masked_url(self.store_url)}`"],
             ["suite", f"`{self.suite}`"],
             [
                 "constraints",
