@@ -197,6 +197,34 @@ def test_top_gives_more_seeds_to_the_best_configs_by_val_only(tmp_path, capsys):
     assert len(runs) == 6
 
 
+def test_top_counts_a_config_listed_under_two_names_once():
+    from mnistlab.experiments.runner import top_configs
+    from mnistlab.experiments.store import RunRecord
+
+    text = QUICK_SUITE + '[[groups]]\nname = "again"\nvariants = [ { name = "sgd" } ]\n'
+    suite = parse_suite(tomllib.loads(text), source="q")
+    config = {cell.name: cell.config for cell in suite.cells}
+    # one computation under two names
+    assert config["again_sgd"].config_hash() == config["g_sgd_bs64"].config_hash()
+    val = {"g_sgd_bs64": 99.5, "g_adam_bs32": 99.4, "g_sgd_bs32": 99.3, "g_adam_bs64": 99.2}
+
+    def record(name: str) -> RunRecord:
+        aliases = ("again_sgd",) if name == "g_sgd_bs64" else ()
+        summary = {"val_acc": val[name], "params": 1, "val_loss": 0.1, "seconds_per_epoch": 1}
+        cell_config = config[name].to_dict()
+        return RunRecord(0, name, 0, name, "finished", cell_config, summary, [], "", aliases)
+
+    class Store:
+        def study(self, name: str, create: bool) -> None:
+            return None
+
+        def records(self, study: None) -> list[RunRecord]:
+            return [record(name) for name in val]
+
+    best = top_configs(Store(), suite, 2)  # type: ignore[arg-type]
+    assert {cell.name for cell in best.cells} == {"g_sgd_bs64", "again_sgd", "g_adam_bs32"}
+
+
 def test_runs_queued_for_another_device_train_on_this_one(tmp_path, capsys):
     """The device is the machine's, outside the config hash: a store queued by a GPU grid is
     finished by a CPU grid, and each summary says where it ran."""

@@ -84,8 +84,11 @@ def top_configs(store: RunStore, suite: Suite, count: int) -> Suite:
             f"finished run yet ({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); "
             "run the grid without --top first"
         )
-    ranked = [row["name"] for row in rows if row["val_acc"].mean is not None]
+    # one entry per computation: a config listed under a second name (`same_as`) is not a
+    # second config, and would take the place of one
+    ranked = [row["name"] for row in rows if row["val_acc"].mean is not None and not row["same_as"]]
     best = set(ranked[:count])
+    best |= {row["name"] for row in rows if row["same_as"] in best}
     cells = tuple(cell for cell in suite.cells if cell.name in best)
     return replace(suite, cells=cells)
 
