@@ -196,9 +196,7 @@ def parse_suite(data: dict[str, Any], *, source: str, base_dir: Path | None = No
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(f"{source}: run names repeat: {', '.join(duplicates)}")
-    seeds = data.get("seeds", 1)
-    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
-        raise ConfigError(f"{source}: seeds must be a positive integer, got {seeds!r}")
+    seeds = _positive_int(data.get("seeds", 1), "seeds", source)
     published = None
     if "published" in data:
         published = _published(data["published"], names, f"{source} [published]")
@@ -215,14 +213,17 @@ def _budget(data: Any, where: str) -> SuiteBudget:
     missing = [key for key in BUDGET_KEYS if key not in data]
     if missing:
         raise ConfigError(f"{where}: needs {', '.join(missing)}")
-    for key in ("max_params", "max_epochs"):
-        value = data[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"{where}: {key} must be a positive integer, got {value!r}")
+    max_params, max_epochs = (_positive_int(data[k], k, where) for k in BUDGET_KEYS[:2])
     target = data["target"]
     if not isinstance(target, int | float) or isinstance(target, bool) or not 0 < target <= 100:
         raise ConfigError(f"{where}: target must be a val accuracy in (0, 100], got {target!r}")
-    return SuiteBudget(data["max_params"], data["max_epochs"], float(target))
+    return SuiteBudget(max_params, max_epochs, float(target))
+
+
+def _positive_int(value: Any, key: str, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{where}: {key} must be a positive integer, got {value!r}")
+    return value
 
 
 def _published(data: Any, cells: list[str], where: str) -> Published:
