@@ -225,6 +225,34 @@ def test_top_counts_a_config_listed_under_two_names_once():
     assert {cell.name for cell in best.cells} == {"g_sgd_bs64", "again_sgd", "g_adam_bs32"}
 
 
+def test_top_ranks_on_seed_0_so_a_resumed_pass_picks_the_same_configs():
+    """Seeds added by a --top pass must not re-rank the suite: resumed, the pass would pick a
+    config whose one lucky extra seed lifted its mean, and queue seeds for it too."""
+    from mnistlab.experiments.runner import top_configs
+    from mnistlab.experiments.store import RunRecord
+
+    suite = parse_suite(tomllib.loads(QUICK_SUITE), source="q")
+    config = {cell.name: cell.config for cell in suite.cells}
+    seed0 = {"g_sgd_bs64": 99.5, "g_adam_bs32": 99.4, "g_sgd_bs32": 99.3, "g_adam_bs64": 99.2}
+    # g_adam_bs32 got its extra seeds first; they were better than g_sgd_bs64's seed 0
+    extra = [("g_adam_bs32", 1, 99.9), ("g_adam_bs32", 2, 99.9)]
+
+    def record(name: str, seed: int, val_acc: float) -> RunRecord:
+        summary = {"val_acc": val_acc, "params": 1, "val_loss": 0.1, "seconds_per_epoch": 1}
+        run_config = config[name].replace(seed=seed).to_dict()
+        return RunRecord(0, name, seed, name, "finished", run_config, summary, [], "")
+
+    class Store:
+        def study(self, name: str, create: bool) -> None:
+            return None
+
+        def records(self, study: None) -> list[RunRecord]:
+            return [record(n, 0, v) for n, v in seed0.items()] + [record(*e) for e in extra]
+
+    best = top_configs(Store(), suite, 1)  # type: ignore[arg-type]
+    assert [cell.name for cell in best.cells] == ["g_sgd_bs64"]
+
+
 def test_runs_queued_for_another_device_train_on_this_one(tmp_path, capsys):
     """The device is the machine's, outside the config hash: a store queued by a GPU grid is
     finished by a CPU grid, and each summary says where it ran."""
@@ -251,7 +279,7 @@ def test_top_before_the_first_pass_is_complete_is_a_one_line_error(tmp_path, cap
     enqueue_suite(RunStore(f"sqlite:///{tmp_path}/store.db"), load_suite(suite), 1)
     assert main(grid_argv(suite, tmp_path, "--top", "1", "--seeds", "2", "--no-wait")) == 2
     err = capsys.readouterr().err.strip()
-    assert "4 of 4 configs of 'quick' have no finished run yet" in err and "\n" not in err
+    assert "4 of 4 configs of 'quick' have no finished seed-0 run yet" in err and "\n" not in err
 
 
 def test_diverging_config_is_marked_and_the_rest_finish(tmp_path, capsys):

@@ -1,13 +1,14 @@
 #!/bin/bash
 # The seed suites at their own scale on this machine's CPU, one after another, resumable:
 # each suite's configs with seed 0, then 3 seeds of its top 3 by val accuracy.
+# One thread per worker: two 2-thread workers on 2 cores wait on each other (docs/grids.md).
 #   bash tools/repro_cpu.sh [SUITE...]      (default: seed003 seed004 seed001 seed000 seed002)
 # Stores: docs/results/repro/SUITE.db; logs: docs/results/repro/SUITE.log.
 set -u
 cd "$(dirname "$0")/.."
 for suite in "${@:-seed003 seed004 seed001 seed000 seed002}"; do
   for s in $suite; do
-    common=(--workers 2 --no-progress --store "sqlite:///docs/results/repro/$s.db" --runs-dir artifacts/repro-runs)
+    common=(--workers 2 --threads 1 --no-progress --store "sqlite:///docs/results/repro/$s.db" --runs-dir artifacts/repro-runs)
     { echo "# $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
       .venv/bin/mnistlab grid "$s" "${common[@]}"
       .venv/bin/mnistlab grid "$s" --top 3 --seeds 3 "${common[@]}"

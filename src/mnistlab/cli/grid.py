@@ -387,8 +387,8 @@ def add_commands(commands: Any) -> None:
         "--top",
         type=int,
         metavar="N",
-        help="only the N configs with the best mean val accuracy among the store's finished "
-        "runs (e.g. --top 3 --seeds 3 after a one-seed pass)",
+        help="only the N distinct configs with the best seed-0 val accuracy in the store "
+        "(e.g. --top 3 --seeds 3 after a one-seed pass; resumed, it picks the same N)",
     )
     sub.add_argument("--epochs", type=int, help="override every config's epochs")
     sub.add_argument("--train-subset", type=int, help="override: train on the first N images")

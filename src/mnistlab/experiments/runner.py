@@ -73,15 +73,19 @@ def enqueue_suite(store: RunStore, suite: Suite, seeds: int) -> int:
 
 
 def top_configs(store: RunStore, suite: Suite, count: int) -> Suite:
-    """The suite cut to its `count` best configs by mean val accuracy over the store's finished
-    runs (validation only: the test set never chooses), e.g. to give only those more seeds."""
-    rows = config_rows(store.records(store.study(suite.name, create=False)))
+    """The suite cut to its `count` best configs by their seed-0 val accuracy (validation only:
+    the test set never chooses), e.g. to give only those more seeds."""
+    records = store.records(store.study(suite.name, create=False))
+    # seed 0 only: every config has it after the first pass, and the seeds a `--top` pass adds
+    # must not re-rank it (a resumed pass would otherwise pick a new set and queue its seeds too)
+    rows = config_rows([record for record in records if record.seed == 0])
     # a ranking of part of the suite would pick the configs that happened to finish first
     missing = sorted({cell.name for cell in suite.cells} - {row["name"] for row in rows})
     if missing:
         raise ConfigError(
             f"--top: {len(missing)} of {len(suite.cells)} configs of {suite.name!r} have no "
-            f"finished run yet ({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); "
+            f"finished seed-0 run yet ({', '.join(missing[:5])}"
+            f"{', ...' if len(missing) > 5 else ''}); "
             "run the grid without --top first"
         )
     # one entry per computation: a config listed under a second name (`same_as`) is not a
