@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -252,10 +252,6 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError(f"tta_angles must be finite, got {config.tta_angles}")
     if not 0 < config.val_size < 60_000:
         raise ConfigError(f"val_size must be in 1..59999, got {config.val_size}")
-
-
-def field_names() -> list[str]:
-    return [f.name for f in fields(TrainConfig)]
 
 
 # one line per field for `--help`; defaults are appended by the CLI from TrainConfig()

@@ -40,7 +40,6 @@ class Schedule:
 
     def __init__(self, optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int):
         self.optimizer = optimizer
-        self.name = config.scheduler
         self.per_batch = config.scheduler == "onecycle"
         self.scheduler: torch.optim.lr_scheduler.LRScheduler | None
         self.plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
@@ -61,10 +60,6 @@ class Schedule:
             self.plateau.step(val_loss)
         elif not self.per_batch and self.scheduler is not None:
             self.scheduler.step()
-
-    def state_dict(self) -> dict:
-        inner = self.plateau or self.scheduler
-        return inner.state_dict() if inner is not None else {}
 
 
 SchedulerFactory = Callable[[torch.optim.Optimizer, TrainConfig, int], object]
