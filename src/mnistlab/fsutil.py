@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -14,24 +14,21 @@ import torch
 def atomic_write_bytes(path: str | Path, payload: bytes) -> None:
     """Write to a temp file in the same directory, fsync it, then rename over `path`."""
     path = Path(path)
+    # the temp name is known before the file exists, so a Ctrl-C at any point, even inside
+    # the call that creates it, finds the name to remove (mkstemp names it only on return)
+    tmp_path = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as error:
-        raise OSError(error.errno, error.strerror, str(path)) from error
-    try:
-        # mkstemp creates 0600; results should be as readable as any file the user writes
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
+        # 0o666 less the umask: as readable as any file the user writes
+        fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
+        os.replace(tmp_path, path)
     except BaseException as error:
         # a failed write (disk full, Ctrl-C) leaves the previous file untouched
-        Path(tmp_name).unlink(missing_ok=True)
+        tmp_path.unlink(missing_ok=True)
         if isinstance(error, OSError):
             # name the file the user knows, not the temp file
             raise OSError(error.errno, error.strerror, str(path)) from error
