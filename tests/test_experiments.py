@@ -197,6 +197,19 @@ def test_top_gives_more_seeds_to_the_best_configs_by_val_only(tmp_path, capsys):
     assert len(runs) == 6
 
 
+class RecordsStore:
+    """A store that holds only the given finished records: what `top_configs` reads."""
+
+    def __init__(self, records: list) -> None:
+        self._records = records
+
+    def study(self, name: str, create: bool) -> None:
+        return None
+
+    def records(self, study: None) -> list:
+        return self._records
+
+
 def test_top_counts_a_config_listed_under_two_names_once():
     from mnistlab.experiments.runner import top_configs
     from mnistlab.experiments.store import RunRecord
@@ -214,14 +227,7 @@ def test_top_counts_a_config_listed_under_two_names_once():
         cell_config = config[name].to_dict()
         return RunRecord(0, name, 0, name, "finished", cell_config, summary, [], "", aliases)
 
-    class Store:
-        def study(self, name: str, create: bool) -> None:
-            return None
-
-        def records(self, study: None) -> list[RunRecord]:
-            return [record(name) for name in val]
-
-    best = top_configs(Store(), suite, 2)  # type: ignore[arg-type]
+    best = top_configs(RecordsStore([record(name) for name in val]), suite, 2)  # type: ignore[arg-type]
     assert {cell.name for cell in best.cells} == {"g_sgd_bs64", "again_sgd", "g_adam_bs32"}
 
 
@@ -242,14 +248,8 @@ def test_top_ranks_on_seed_0_so_a_resumed_pass_picks_the_same_configs():
         run_config = config[name].replace(seed=seed).to_dict()
         return RunRecord(0, name, seed, name, "finished", run_config, summary, [], "")
 
-    class Store:
-        def study(self, name: str, create: bool) -> None:
-            return None
-
-        def records(self, study: None) -> list[RunRecord]:
-            return [record(n, 0, v) for n, v in seed0.items()] + [record(*e) for e in extra]
-
-    best = top_configs(Store(), suite, 1)  # type: ignore[arg-type]
+    records = [record(n, 0, v) for n, v in seed0.items()] + [record(*e) for e in extra]
+    best = top_configs(RecordsStore(records), suite, 1)  # type: ignore[arg-type]
     assert [cell.name for cell in best.cells] == ["g_sgd_bs64"]
 
 
