@@ -16,6 +16,7 @@ from mnistlab.models import (  # noqa: F401  (register)
     speed,
     staged,
     tiny,
+    sepnet,
     vgg3,
 )
 from mnistlab.models.blocks import (
