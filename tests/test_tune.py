@@ -52,6 +52,30 @@ def test_budget8k_searches_models_under_8000_params_in_at_most_15_epochs():
     assert short.no_aug_last <= 3
 
 
+@pytest.mark.parametrize(
+    ("space_name", "budget", "max_epochs"),
+    [
+        ("budget20k", 20_000, 20),
+        ("budget4k", 4_000, 15),
+        ("budget2k", 2_000, 20),
+        ("budget1k", 1_000, 30),
+    ],
+)
+def test_each_budget_space_keeps_every_model_under_its_budget(space_name, budget, max_epochs):
+    from mnistlab.run.build import build_model, count_params
+
+    space = load_space(space_name)
+    names = {p.name for p in space.params}
+    assert {"model", "lr", "weight_decay", "batch_size", "aug_strength", "label_smoothing"} <= names
+    models = next(p for p in space.params if p.name == "model").choices
+    assert len(models) >= 2
+    for model in models:
+        config = space.config({"model": model})
+        params = count_params(build_model(config))
+        # scaled to the largest width under the budget (channel steps are coarse): never over
+        assert config.epochs <= max_epochs and 0.75 * budget < params < budget
+
+
 def test_space_values_map_onto_the_config():
     space = parse_space(
         {

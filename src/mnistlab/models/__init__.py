@@ -12,11 +12,11 @@ engine, experiments or reports packages.
 from mnistlab.models import (  # noqa: F401  (register)
     compact,
     playground,
+    sepnet,
     sevenconv,
     speed,
     staged,
     tiny,
-    sepnet,
     vgg3,
 )
 from mnistlab.models.blocks import (
