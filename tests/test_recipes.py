@@ -85,7 +85,9 @@ def test_budgets_suite_runs_each_recipe_with_five_seeds():
     suite = load_suite("budgets")
     assert suite.seeds == 5
     by_name = {cell.name: cell.config for cell in suite.cells}
-    assert set(by_name) == {"budget_r20k", "budget_r8k", "budget_r5k"}
+    assert set(by_name) == {
+        f"budget_{name}" for name in ("r20k", "r8k", "r5k", "r4k", "r2k", "r1k")
+    }
     for name, config in by_name.items():
         recipe = get_recipe(name.removeprefix("budget_"))
         assert config.replace(name=recipe.name) == recipe.config()
