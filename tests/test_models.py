@@ -42,6 +42,7 @@ SEED_COUNTS: dict[str, int] = {
     "s004": 18_662,  # seed 004
     "speednet": 49_818,  # our own (speedrun); not a seed model
     "vgg3": 3_702,  # our own (small budgets); the public 3,762 minus 60 conv biases before BN
+    "sepnet": 2_850,  # our own (recipes r4k, r2k, r1k)
 }
 
 
@@ -250,3 +251,22 @@ def test_vgg3_counts_follow_its_channels_and_depth() -> None:
     assert count_params(create_model("vgg3", depth=2)) == expected(4, 8, 8, 2)
     with pytest.raises(ConfigError, match="depth"):
         create_model("vgg3", depth=0)
+
+
+def test_sepnet_counts_follow_its_channels_and_blocks() -> None:
+    # stem: 3x3 conv without bias + BN; a separable block: depthwise 9*c_in, pointwise
+    # c_in*c_out (no bias, BN follows), BN 2*c_out; head c3 -> 10 with bias
+    def sep(c_in: int, c_out: int) -> int:
+        return 9 * c_in + c_in * c_out + 2 * c_out
+
+    def expected(c1: int, c2: int, c3: int, n14: int, n7: int) -> int:
+        stem = 9 * c1 + 2 * c1
+        blocks = sep(c1, c2) + n14 * sep(c2, c2) + sep(c2, c3) + (n7 - 1) * sep(c3, c3)
+        return stem + blocks + c3 * 10 + 10
+
+    assert count_params(create_model("sepnet")) == expected(8, 16, 24, 2, 2) == 2_850
+    assert count_params(create_model("sepnet", n14=3, n7=1)) == expected(8, 16, 24, 3, 1)
+    # the width multiplier scales all three widths (r2k's 1,912 params: width 0.78)
+    assert count_params(create_model("sepnet", width=0.78)) == expected(6, 12, 19, 2, 2) == 1_912
+    with pytest.raises(ConfigError, match="n7"):
+        create_model("sepnet", n7=0)
