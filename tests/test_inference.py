@@ -393,7 +393,16 @@ def default_payload() -> dict:
 
 
 def test_pretrained_registry():
-    assert pretrained.available() == ["default", "r20k", "r5k", "r8k", "speedrun"]
+    assert pretrained.available() == [
+        "default",
+        "r1k",
+        "r20k",
+        "r2k",
+        "r4k",
+        "r5k",
+        "r8k",
+        "speedrun",
+    ]
     record = pretrained.info("default")
     # the figures docs/inference.md states (docs/results/default-train.txt)
     assert (round(record["test_acc"], 2), round(record["val_acc"], 2)) == (99.43, 99.28)
