@@ -111,12 +111,14 @@ RECIPES: dict[str, Recipe] = {
                 max_params=budget,
                 max_epochs=epochs,
                 goal=goal,
-                values={**_SMALL, "max_params": budget, "epochs": epochs},
+                values={**_SMALL, "max_params": budget, "epochs": epochs, **extra},
             )
-            for budget, epochs, goal in (
-                (4_000, 15, "mean >= 99.45%"),
-                (2_000, 20, "mean >= 99.20%"),
-                (1_000, 30, "mean >= 98.90%"),
+            for budget, epochs, goal, extra in (
+                (4_000, 15, "mean >= 99.45%", {}),
+                (2_000, 20, "mean >= 99.20%", {}),
+                # rotation TTA at the final evaluation: +0.11 +- 0.10 on val over r1k's first 5
+                # runs, +0.01 and +0.02 (noise) at 4k and 2k (docs/accuracy.md)
+                (1_000, 30, "mean >= 98.90%", {"tta_angles": (-10.0, 10.0)}),
             )
         ),
         Recipe(
