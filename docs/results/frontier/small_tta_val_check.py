@@ -2,7 +2,8 @@
 each run's val-chosen weights (best.pt) evaluated on its val split without and with TTA. Test is
 not evaluated here (the recipes' test figures are those of the runs, measured once).
 
-    python docs/results/frontier/small_tta_val_check.py > docs/results/frontier/small-tta-val-check.txt
+    python docs/results/frontier/small_tta_val_check.py \
+        > docs/results/frontier/small-tta-val-check.txt
 """
 
 import statistics
@@ -12,14 +13,22 @@ import torch
 
 from mnistlab.data import load_mnist, split_mnist
 from mnistlab.engine.loop import evaluate
+from mnistlab.experiments.store import RunStore
 from mnistlab.run.checkpoint import load_checkpoint
+
+# the runs of docs/results/frontier/budgets-small.db (r1k's TTA re-run has its own store)
+store = RunStore("sqlite:///docs/results/frontier/budgets-small.db", heartbeat=False)
+records = store.records(store.study("budgets", create=False))
 
 torch.set_num_threads(1)
 data = load_mnist(None, download=False)
 print("recipe seed val val_tta delta")
 for recipe in ("r4k", "r2k", "r1k"):
     deltas = []
-    for best in sorted(Path("runs/budgets").glob(f"budget_{recipe}-s*/best.pt")):
+    runs = sorted(
+        (r for r in records if r.config["name"] == f"budget_{recipe}"), key=lambda r: r.seed
+    )
+    for best in (Path(r.run_dir) / "best.pt" for r in runs):
         loaded = load_checkpoint(best)
         config = loaded.config
         splits = split_mnist(data, val_size=config.val_size, seed=config.split_seed)
