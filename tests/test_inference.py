@@ -410,7 +410,7 @@ def test_pretrained_registry():
     model, config = pretrained.load("default")
     assert config.model == "tiny" and not model.training
     with pytest.raises(
-        ConfigError, match="unknown pretrained model 'nope'; valid choices: default, r20k"
+        ConfigError, match="unknown pretrained model 'nope'; valid choices: default, r1k, r20k"
     ):
         pretrained.load("nope")
 

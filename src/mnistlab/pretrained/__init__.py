@@ -22,14 +22,16 @@ r8k        s004      7,899     99.38%   99.52%    recipe r8k, seed 4 of 0-4 (bes
 r5k        s004      4,854     99.21%   99.37%    recipe r5k, seed 1 of 0-4 (best val), 20 ep.
 r4k        sepnet    3,958     99.33%   99.42%    recipe r4k, seed 0 of 0-4 (best val), 15 ep.
 r2k        sepnet    1,912     99.03%   99.20%    recipe r2k, seed 0 of 0-4 (best val), 20 ep.
-r1k        sepnet    976       98.43%   98.95%    recipe r1k, seed 2 of 0-4 (best val), 30 ep.
+r1k        sepnet    976       98.43%   98.93%    recipe r1k, seed 2 of 0-4 (best val), 30 ep.,
+                                                  TTA (val 98.55% with it)
 speedrun   speednet  49,818    99.30%   99.52%    recipe speedrun, seed 2 of 0-4 (best val), 6 ep.,
                                                   TTA
 =========  ========  ========  =======  ========  ================================================
 
 The r* entries come from the suite `budgets` (`mnistlab grid budgets`; r8k's from
 docs/results/frontier/r8k-candidate.toml, the same config under another name; r4k, r2k
-and r1k's from docs/results/frontier/budgets-small.toml, the budgets suite's cells for them);
+and r1k's from docs/results/frontier/budgets-small.toml and budgets-r1k-tta.toml, the budgets
+suite's cells for them);
 of each recipe's five seeds the one with the highest *validation* accuracy is shipped, by
 ``python tools/budgets_table.py --ship`` (test accuracy is never looked at to choose). Their
 mean ± std over the five seeds is in docs/accuracy.md.
