@@ -4,7 +4,7 @@
     | GAP → FC
 
 Not a seed model: for budgets of 1k-4k params. A depthwise-separable 3×3 block costs 9·c_in +
-c_in·c_out weights instead of 9·c_in·c_out, so at 2k params it keeps 12-16 channels where seed
+c_in·c_out weights instead of 9·c_in·c_out, so under 2k params it keeps 6|12|19 channels where seed
 004's full convs keep 4-7 (`mnistlab fit --model s004 --max-params 2000`). The one full conv
 stays in front, where there is a single input channel to mix; only one block runs at 28×28.
 On the CPU an epoch takes ~1.6× seed 004's at the same budget (docs/accuracy.md).
