@@ -49,7 +49,7 @@ _SHARED: dict[str, Any] = {
     "no_aug_last": 2,
 }
 
-# What r4k, r2k and r1k share: SepNet (depthwise-separable blocks keep 12-16 channels at 2k params
+# What r4k, r2k and r1k share: SepNet (depthwise-separable blocks keep 6-19 channels under 2k params
 # where seed 004's full convs keep 4-7) and the best trial of `mnistlab tune --space budget2k`
 # (30 trials, 8 epochs each on the full training split; docs/accuracy.md), rounded: a higher
 # peak lr and a shorter warm-up than the larger recipes, weight decay 2.7e-4, label smoothing
