@@ -82,6 +82,12 @@ def make_dropout(p: float, *, spatial: bool = False) -> nn.Module:
     return nn.Dropout2d(p) if spatial else Dropout(p)
 
 
+def pool_then_dropout(p: float) -> list[nn.Module]:
+    """A 2×2 max-pool, then dropout only when p > 0: no Identity placeholder, so the
+    Sequential's indices (the state-dict keys) are those of layers that do something."""
+    return [nn.MaxPool2d(2), *([make_dropout(p)] if p > 0 else [])]
+
+
 def dropout_keep_mask(
     shape: torch.Size,
     p: float,

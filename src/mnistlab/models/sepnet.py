@@ -25,7 +25,7 @@ from mnistlab.models.blocks import (
     SeparableConvNormAct,
     channels_last_for_cpu_training,
     check_common_options,
-    make_dropout,
+    pool_then_dropout,
     scale_channels,
 )
 from mnistlab.models.registry import register_model
@@ -58,16 +58,12 @@ class SepNet(nn.Module):
             raise ConfigError(f"options n14 >= 0 and n7 >= 1 required, got n14={n14!r}, n7={n7!r}")
         sep = partial(SeparableConvNormAct, use_bn=use_bn, activation=activation)
         c1, c2, c3 = (scale_channels(c, width) for c in (c1, c2, c3))
-
-        def pool() -> list[nn.Module]:
-            return [nn.MaxPool2d(2), *([make_dropout(dropout_p)] if dropout_p > 0 else [])]
-
         self.features = nn.Sequential(
             ConvNormAct(IN_CHANNELS, c1, 3, padding=1, use_bn=use_bn, activation=activation),
             sep(c1, c2),
-            *pool(),
+            *pool_then_dropout(dropout_p),
             *(sep(c2, c2) for _ in range(n14)),
-            *pool(),
+            *pool_then_dropout(dropout_p),
             sep(c2, c3),
             *(sep(c3, c3) for _ in range(n7 - 1)),
         )

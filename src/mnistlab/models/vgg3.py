@@ -23,7 +23,7 @@ from mnistlab.models.blocks import (
     GapLinearHead,
     channels_last_for_cpu_training,
     check_common_options,
-    make_dropout,
+    pool_then_dropout,
     scale_channels,
 )
 from mnistlab.models.registry import register_model
@@ -58,13 +58,14 @@ class VGG3(nn.Module):
         def block(in_channels: int, channels: int) -> list[nn.Module]:
             return [unit(in_channels if i == 0 else channels, channels) for i in range(depth)]
 
-        def pool() -> list[nn.Module]:
-            # dropout after each pooled block, where the public net puts it (none at the head)
-            return [nn.MaxPool2d(2), *([make_dropout(dropout_p)] if dropout_p > 0 else [])]
-
         c1, c2, c3 = (scale_channels(c, width) for c in (c1, c2, c3))
+        # dropout after each pooled block, where the public net puts it (none at the head)
         self.features = nn.Sequential(
-            *block(IN_CHANNELS, c1), *pool(), *block(c1, c2), *pool(), *block(c2, c3)
+            *block(IN_CHANNELS, c1),
+            *pool_then_dropout(dropout_p),
+            *block(c1, c2),
+            *pool_then_dropout(dropout_p),
+            *block(c2, c3),
         )
         self.head = GapLinearHead(c3)
 
