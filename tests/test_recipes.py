@@ -10,7 +10,7 @@ from mnistlab.config import TrainConfig
 from mnistlab.experiments.suites import load_suite, parse_suite
 from mnistlab.models import count_params, create_model
 from mnistlab.models.blocks import Dropout, dropout_keep_mask
-from mnistlab.recipes import RECIPES, get_recipe
+from mnistlab.recipes import RECIPES, Goal, get_recipe
 from mnistlab.run.build import build_model
 
 
@@ -29,6 +29,27 @@ def test_each_recipe_builds_a_model_under_its_budget(name):
     # the budget is used, not just respected: within 10% of it
     assert params > 0.9 * recipe.max_params
     assert config.epochs <= recipe.max_epochs
+
+
+def test_a_goal_is_checked_per_criterion_with_the_distance_left():
+    # r8k's figures of docs/accuracy.md: the mean is met (99.514), the last-3 minimum is not
+    goal = Goal(99.50, last3=99.40)
+    mean, last3 = goal.check([99.44, 99.49, 99.63, 99.49, 99.52], last3_min=99.34)
+    assert mean.met and str(mean) == "mean test met"
+    assert not last3.met and last3.distance == pytest.approx(0.06)
+    assert str(last3) == "last 3 epochs 0.06 short"
+    # a miss smaller than 0.005 still reads as a miss, never "0.00 short"
+    (close,) = Goal(99.45).check([99.448])
+    assert not close.met and str(close) == "mean test 0.002 short"
+    # a criterion without figures is missed, not met
+    assert [str(c) for c in goal.check([99.6])] == ["mean test met", "last 3 epochs not measured"]
+    # the time is a ceiling
+    speedrun_like = Goal(99.40, worst_seed=99.30, seconds=45)
+    _, worst, seconds = speedrun_like.check([99.5, 99.2], seconds=[40, 47])
+    assert not worst.met and worst.distance == pytest.approx(0.10)
+    assert not seconds.met and str(seconds) == "seconds per run 2.00 s over"
+    text = "mean >= 99.65%, every seed >= 99.60% (x)"
+    assert str(Goal(99.65, worst_seed=99.60, note="x")) == text
 
 
 def test_fit_prints_the_largest_model_under_the_budget(capsys):

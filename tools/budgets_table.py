@@ -6,7 +6,8 @@
 
 Prints, per recipe: test accuracy mean ± std over the seeds, the worst seed, val accuracy,
 params, epochs, wall time per run and the device; for a recipe that monitors test accuracy per
-epoch (r8k), the lowest of the last 3 epochs over all seeds. With --ship, copies the best.pt of
+epoch (r8k), the lowest of the last 3 epochs over all seeds; each criterion of the recipe's goal
+(`recipes.Goal`) met, or the distance left. With --ship, copies the best.pt of
 the seed with the highest *validation* accuracy of each recipe (ties: the lower seed; test
 accuracy is never looked at) into src/mnistlab/pretrained/ as NAME.pt with NAME.json.
 """
@@ -40,7 +41,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", default="sqlite:///runs/budgets.db")
     parser.add_argument("--suite", default="budgets")
-    parser.add_argument("--recipes", default="r20k,r8k,r5k", help="comma-separated")
+    parser.add_argument("--recipes", default="r20k,r8k,r5k,r4k,r2k,r1k", help="comma-separated")
     parser.add_argument("--ship", action="store_true")
     args = parser.parse_args()
     store = RunStore(args.store, heartbeat=False)
@@ -51,9 +52,10 @@ def main() -> None:
             by_recipe.setdefault(recipe_of(record.config["name"]), []).append(record)
     print(
         "| recipe | params | epochs | seeds | test acc mean ± std | worst seed "
-        "| val acc mean ± std | last-3-epoch test min | wall time per run | device | goal |"
+        "| val acc mean ± std | last-3-epoch test min | wall time per run | device | goal "
+        "| met? |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in args.recipes.split(","):
         runs = sorted(by_recipe.get(name, []), key=lambda r: r.seed)
         if not runs:
@@ -65,6 +67,8 @@ def main() -> None:
         worst = min(runs, key=lambda r: r.summary["test_acc"])
         last3 = [row.get("test_acc") for r in runs for row in r.epochs[-3:]]
         last3 = [value for value in last3 if value is not None]
+        checks = recipe.goal.check(tests, min(last3) if last3 else None, seconds)
+        met = "yes" if all(c.met for c in checks) else "**no**: " + "; ".join(map(str, checks))
         std = statistics.stdev(tests) if len(tests) > 1 else 0.0
         val_std = statistics.stdev(vals) if len(vals) > 1 else 0.0
         print(
@@ -75,7 +79,7 @@ def main() -> None:
             f"| {statistics.mean(vals):.2f} ± {val_std:.2f} "
             f"| {f'{min(last3):.2f}' if last3 else 'not measured'} "
             f"| {wall(statistics.mean(seconds))} | {runs[0].summary['device']} "
-            f"| {recipe.goal} |"
+            f"| {recipe.goal} | {met} |"
         )
         if args.ship:
             ship(name, args.suite, runs)
