@@ -25,7 +25,7 @@ r2k        sepnet    1,912     99.03%   99.20%    recipe r2k, seed 0 of 0-4 (bes
 r1k        sepnet    976       98.43%   98.93%    recipe r1k, seed 2 of 0-4 (best val), 30 ep.,
                                                   TTA (val 98.55% with it)
 speedrun   speednet  49,818    99.30%   99.52%    recipe speedrun, seed 2 of 0-4 (best val), 6 ep.,
-                                                  TTA
+                                                  TTA (val 99.34% with it)
 =========  ========  ========  =======  ========  ================================================
 
 The r* entries come from the suite `budgets` (`mnistlab grid budgets`; r8k's from
