@@ -56,6 +56,7 @@ def main() -> None:
         "| met? |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    tabled: dict[str, list] = {}  # recipe -> its runs by seed, in table order
     for name in args.recipes.split(","):
         runs = sorted(by_recipe.get(name, []), key=lambda r: r.seed)
         if not runs:
@@ -81,7 +82,18 @@ def main() -> None:
             f"| {wall(statistics.mean(seconds))} | {runs[0].summary['device']} "
             f"| {recipe.goal} | {met} |"
         )
-        if args.ship:
+        tabled[name] = runs
+    print()
+    for name, runs in tabled.items():
+        seeds = ", ".join(f"{r.summary['test_acc']:.2f}" for r in runs)
+        line = f"- {name}, test % by seed {', '.join(str(r.seed) for r in runs)}: {seeds}"
+        last3 = [[row.get("test_acc") for row in r.epochs[-3:]] for r in runs]
+        if all(None not in values for values in last3):  # test recorded per epoch (r8k)
+            lows = ", ".join(f"{min(values):.2f}" for values in last3)
+            line += f"; lowest of its last 3 epochs: {lows}"
+        print(line)
+    if args.ship:
+        for name, runs in tabled.items():
             ship(name, args.suite, runs)
 
 
