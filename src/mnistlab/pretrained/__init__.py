@@ -16,10 +16,10 @@ name       model     params    val acc  test acc  how
 =========  ========  ========  =======  ========  ================================================
 default    tiny      15,882    99.28%   99.43%    `mnistlab train` (the default recipe, seed 0),
                                                   12 epochs, best epoch 11 chosen on val
-r20k       s004      19,971    99.55%   99.58%    recipe r20k, seed 1 of 0-4 (best val), 20 ep.
+r20k       s004      19,971    99.53%   99.56%    recipe r20k, seed 1 of 0-4 (best val), 20 ep.
 r8k        s004      7,899     99.38%   99.52%    recipe r8k, seed 4 of 0-4 (best val), 15 ep.,
                                                   TTA (val 99.36% with it)
-r5k        s004      4,854     99.21%   99.37%    recipe r5k, seed 1 of 0-4 (best val), 20 ep.
+r5k        s004      4,854     99.26%   99.32%    recipe r5k, seed 1 of 0-4 (best val), 20 ep.
 r4k        sepnet    3,958     99.33%   99.42%    recipe r4k, seed 0 of 0-4 (best val), 15 ep.
 r2k        sepnet    1,912     99.03%   99.20%    recipe r2k, seed 0 of 0-4 (best val), 20 ep.
 r1k        sepnet    976       98.43%   98.93%    recipe r1k, seed 2 of 0-4 (best val), 30 ep.,
@@ -28,10 +28,8 @@ speedrun   speednet  49,818    99.30%   99.52%    recipe speedrun, seed 2 of 0-4
                                                   TTA (val 99.34% with it)
 =========  ========  ========  =======  ========  ================================================
 
-The r* entries come from the suite `budgets` (`mnistlab grid budgets`; r8k's from
-docs/results/frontier/r8k-candidate.toml, the same config under another name; r4k, r2k
-and r1k's from docs/results/frontier/budgets-small.toml and budgets-r1k-tta.toml, the budgets
-suite's cells for them);
+The r* entries come from one clean run of the suite `budgets` (`mnistlab grid budgets`, store
+docs/results/budgets-clean/budgets.db, code of commit 3037b7d);
 of each recipe's five seeds the one with the highest *validation* accuracy is shipped, by
 ``python tools/budgets_table.py --ship`` (test accuracy is never looked at to choose). Their
 mean ± std over the five seeds is in docs/accuracy.md.
