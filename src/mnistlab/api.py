@@ -32,6 +32,7 @@ from mnistlab.models.budget import BudgetFit, fit_to_budget
 from mnistlab.models.reference import (
     call_factory,
     check_model,
+    check_trainable_output,
     checked_options,
     factory_options,
 )
@@ -39,6 +40,7 @@ from mnistlab.models.registry import create_model
 from mnistlab.models.summary import CheckItem, ModelCard, checklist, model_card, summary_record
 from mnistlab.run import layer_config
 from mnistlab.run.directory import check_out_dir, default_out_dir
+from mnistlab.run.options import RunOptions
 
 ModelLike = str | nn.Module | type[nn.Module] | Callable[..., nn.Module]
 
@@ -127,6 +129,7 @@ class Summary:
         for item in self.checks:
             mark = "·" if item.ok is None else ("✓" if item.ok else "✗")
             lines.append(f"{mark} {item.name}: {item.detail}")
+        lines += [f"note: {note}" for note in self.card.notes]
         return "\n".join(lines)
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython / Jupyter display
@@ -184,6 +187,7 @@ def _build_object(model: Any, options: dict[str, Any]) -> nn.Module | Callable[[
                 f"model options {sorted(options)} need a class or factory, not a module"
             )
         check_model(label, model)
+        check_trainable_output(label, model)
         return model
     if not callable(model):
         raise ConfigError(
@@ -191,7 +195,9 @@ def _build_object(model: Any, options: dict[str, Any]) -> nn.Module | Callable[[
             f"class or a function returning one; got {type(model).__name__}"
         )
     options = checked_options(label, *factory_options(model), options)
-    check_model(label, call_factory(label, model, options))  # fails now, not after data loads
+    probe = call_factory(label, model, options)
+    check_model(label, probe)  # fails now, not after data loads
+    check_trainable_output(label, probe)
 
     def build() -> nn.Module:
         return call_factory(label, model, options)
@@ -216,6 +222,8 @@ def train(
     data_dir: str | Path | None = None,
     download: bool = True,
     progress: bool = True,
+    threads: int | None = None,
+    track: str | None = None,
     log: Callable[[str], None] | None = None,
     **config: Any,
 ) -> TrainResult:
@@ -225,9 +233,14 @@ def train(
     or factory (built under the config's seed, `model_options=` passed to it), or an nn.Module
     (trained as given: its initialisation is yours). `config`: any `TrainConfig` key
     (`epochs=15`, `lr=0.05`, `train_subset=2000`, `width=0.5`, ...). `out`: the run
-    directory (default `runs/NAME`, never overwritten)."""
+    directory (default `runs/NAME`, never overwritten). `out`, `data_dir`, `download`,
+    `progress`, `threads` and `track` are the run options `mnistlab train` takes as flags
+    (`run.options.RunOptions`)."""
     from mnistlab.data import load_mnist, split_mnist
-    from mnistlab.engine.trainer import train_run
+    from mnistlab.engine.device import torch_threads
+    from mnistlab.experiments.tracking import train_tracked
+
+    options = RunOptions(out, data_dir, download, progress, threads, track)
 
     layers: list[dict[str, Any]] = [{"recipe": recipe}] if recipe else []
     built: nn.Module | Callable[[], nn.Module] | None = None
@@ -248,26 +261,30 @@ def train(
         values["model_sha256"] = hashlib.sha256(source.encode()).hexdigest() if source else ""
         run_config = TrainConfig.from_dict(values)
         built = _build_object(model, dict(run_config.model_options))
+    progress = options.progress
     if progress and _notebook_without_widgets():
         progress, log = False, log or print  # no bar can render there: one line per epoch
-    run_dir = Path(out) if out is not None else default_out_dir(run_config.name)
+    run_dir = Path(options.out) if options.out is not None else default_out_dir(run_config.name)
     check_out_dir(run_dir)
-    data = load_mnist(Path(data_dir) if data_dir else None, download=download)
+    data_dir = Path(options.data_dir) if options.data_dir else None
+    data = load_mnist(data_dir, download=options.download)
     splits = split_mnist(
         data,
         val_size=run_config.val_size,
         seed=run_config.split_seed,
         train_subset=run_config.train_subset or None,
     )
-    result = train_run(
-        run_config,
-        splits,
-        run_dir,
-        progress=progress,
-        log=log,
-        model=built,
-        model_source=source,
-    )
+    with torch_threads(options.threads):
+        result = train_tracked(
+            options.track,
+            run_config,
+            splits,
+            run_dir,
+            progress=progress,
+            log=log,
+            model=built,
+            model_source=source,
+        )
     history = [record.as_row() for record in result.epochs]
     return TrainResult(run_config, result.summary, history, run_dir)
 

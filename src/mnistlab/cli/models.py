@@ -82,6 +82,8 @@ def _print_summary(title: str, card: Any, items: list[Any]) -> None:
     for item in items:
         mark = "·" if item.ok is None else ("✓" if item.ok else "✗")
         console.print(f"  {mark} {item.name}: {item.detail}", highlight=False)
+    for note in card.notes:
+        console.print(f"  note: {note}", highlight=False)
 
 
 def cmd_summary(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from mnistlab.cli.common import check_count, data_flags, parse_list, parse_optio
 from mnistlab.config import FIELD_HELP, TrainConfig
 from mnistlab.recipes import RECIPES
 from mnistlab.run.directory import check_out_dir, default_out_dir
+from mnistlab.run.options import RunOptions
 
 INTERNAL_FIELDS = ("model_sha256",)  # set by mnistlab (run.spec), never by a flag
 
@@ -86,21 +87,37 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return layer_config(*layers, base_dir=base_dir, source="flags")
 
 
+def run_options_from_args(args: argparse.Namespace) -> RunOptions:
+    """The run options (`run.options`, the API's keywords) as `train`'s flags give them."""
+    if args.threads is not None:
+        check_count("--threads", args.threads)
+    return RunOptions(
+        out=args.out,
+        data_dir=args.data_dir,
+        download=not args.no_download,
+        progress=not args.no_progress and sys.stderr.isatty(),
+        threads=args.threads,
+        track=getattr(args, "track", None),
+    )
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from mnistlab.data import load_mnist, split_mnist
     from mnistlab.engine.device import torch_threads
     from mnistlab.experiments.tracking import train_tracked
     from mnistlab.models import count_params
+    from mnistlab.models.reference import check_trainable_output
     from mnistlab.run.build import build_model
 
     config = config_from_args(args)
-    if args.threads is not None:
-        check_count("--threads", args.threads)
-    # built once before touching data: a bad model name/option fails fast
-    params = count_params(build_model(config))
-    out = Path(args.out) if args.out else default_out_dir(config.name)
+    options = run_options_from_args(args)
+    # built once before touching data: a bad model name/option or output fails fast
+    model = build_model(config)
+    check_trainable_output(config.model, model)
+    params = count_params(model)
+    out = Path(options.out) if options.out else default_out_dir(config.name)
     check_out_dir(out)
-    data = load_mnist(args.data_dir, download=not args.no_download)
+    data = load_mnist(options.data_dir, download=options.download)
     splits = split_mnist(
         data,
         val_size=config.val_size,
@@ -112,15 +129,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"train {splits.train_images.shape[0]:,} / val {splits.val_images.shape[0]:,} / "
         f"test {splits.test_images.shape[0]:,}, out {out}"
     )
-    with torch_threads(args.threads):
+    with torch_threads(options.threads):
         # train_run itself, mirrored into MLflow when --track mlflow is given
-        result = train_tracked(
-            getattr(args, "track", None),
-            config,
-            splits,
-            out,
-            progress=not args.no_progress and sys.stderr.isatty(),
-        )
+        result = train_tracked(options.track, config, splits, out, progress=options.progress)
     summary = result.summary
     if summary["state"] == "diverged":
         print(f"run diverged at epoch {summary['diverged_epoch']}; results in {out}")

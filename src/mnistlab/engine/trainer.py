@@ -30,7 +30,12 @@ from mnistlab.engine.loop import EpochStats, evaluate, train_one_epoch
 from mnistlab.engine.optim import Schedule, create_optimizer
 from mnistlab.fsutil import atomic_torch_save, atomic_write_text
 from mnistlab.models import count_params
-from mnistlab.models.reference import SOURCE_COPY, parse_reference, source_of
+from mnistlab.models.reference import (
+    SOURCE_COPY,
+    check_trainable_output,
+    parse_reference,
+    source_of,
+)
 from mnistlab.run.build import build_model
 from mnistlab.run.checkpoint import checkpoint_payload
 
@@ -124,6 +129,7 @@ def started_run(
         elif not isinstance(model, nn.Module):
             model = model()
         model = model.to(device)
+        check_trainable_output(config.model, model)
         yield RunState(config, model, splits, device, out_dir, on_epoch, log), generator
 
 

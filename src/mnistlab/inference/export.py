@@ -3,8 +3,9 @@
 Needs the ``onnx`` extra (``pip install 'mnistlab[onnx]'``: onnx, onnxruntime, and onnxscript,
 which PyTorch's exporter is built on). The exported graph takes what the PyTorch model takes:
 float32 [N, 1, 28, 28] normalised as ``(pixel/255 - 0.1307)/0.3081``, white digit on black
-(see `preprocess`), and returns [N, 10] logits; these facts are also stored in the file's
-metadata.
+(see `preprocess`), and returns what the model returns: [N, 10] logits, or log-probabilities
+for a model ending in log_softmax (metadata `mnistlab.output_kind` says which); these facts are
+also stored in the file's metadata.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from mnistlab.config import TrainConfig
 from mnistlab.data import MEAN, STD, normalize
 from mnistlab.errors import MnistlabError
 from mnistlab.fsutil import atomic_write_bytes
+from mnistlab.models.reference import output_kind
 
 __all__ = [
     "MAX_ABS_DIFF",
@@ -69,6 +71,12 @@ def export_onnx(model: nn.Module, config: TrainConfig, out: str | Path) -> Path:
     import onnx
 
     model = model.cpu().eval()
+    kind = output_kind(model)
+    meaning = {
+        "logits": "logits (softmax for probabilities)",
+        "log-probabilities": "log-probabilities (exp for probabilities)",
+        "probabilities": "probabilities",
+    }[kind]
     # batch 2, not 1: torch.export specialises a dimension whose example size is 0 or 1
     example = torch.zeros(2, 1, 28, 28)
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
@@ -96,7 +104,8 @@ def export_onnx(model: nn.Module, config: TrainConfig, out: str | Path) -> Path:
         "MNIST-preprocessed (see mnistlab.inference.preprocess)",
         "mnistlab.mean": str(MEAN),
         "mnistlab.std": str(STD),
-        "mnistlab.output": "float32 [N,10] logits (softmax for probabilities)",
+        "mnistlab.output": f"float32 [N,10] {meaning}",
+        "mnistlab.output_kind": kind,
         "mnistlab.config": json.dumps(config.to_dict(), sort_keys=True),
     }
     for key, value in metadata.items():

@@ -292,3 +292,35 @@ def check_model(text: str, model: nn.Module) -> None:
             f"model {text!r}: output {got} for a {list(INPUT_SHAPE)} input; expected "
             f"[N, {NUM_CLASSES}] logits"
         )
+
+
+def output_kind(model: nn.Module) -> str:
+    """What a classifier's output rows are, from a forward pass in eval mode on a few seeded
+    inputs: "probabilities" (non-negative, each row summing to 1: a softmax at the end),
+    "log-probabilities" (each row's logsumexp 0: a log_softmax) or "logits"."""
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    inputs = torch.rand((4, *INPUT_SHAPE[1:]), generator=torch.Generator().manual_seed(0))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            output = model(inputs.to(device)).float()
+    finally:
+        model.train(was_training)
+    ones = torch.ones(output.shape[0], device=output.device)
+    if bool((output >= 0).all()) and torch.allclose(output.sum(1), ones, atol=1e-4):
+        return "probabilities"
+    if bool((output <= 0).all()) and torch.allclose(output.logsumexp(1), ones - 1, atol=1e-4):
+        return "log-probabilities"
+    return "logits"
+
+
+def check_trainable_output(text: str, model: nn.Module) -> None:
+    """Refuse a model that returns probabilities: cross-entropy takes logits (or
+    log-probabilities, which log_softmax leaves as they are); on probabilities the loss stays
+    near log(10) and the run ends near chance without a word."""
+    if output_kind(model) == "probabilities":
+        raise ConfigError(
+            f"model {text!r} returns probabilities (every output row is >= 0 and sums to 1, "
+            "e.g. F.softmax at the end): return the logits, or F.log_softmax(x, dim=1)"
+        )

@@ -507,10 +507,12 @@ class _Context:
             Heading(2, "Model cards"),
             Paragraph(
                 "One per distinct architecture in the suite, computed from the model itself "
-                "(forward hooks on a 1×28×28 input). Output shape is C×H×W per image; MACs are "
-                "multiply-accumulates of convs and linear layers per image (BN folds into the "
-                "conv at inference); the receptive field is the theoretical one (it can exceed "
-                "the 28×28 input). Activation layers are omitted: no params, same shape."
+                "(one traced forward pass of a 1×28×28 input: modules and functional ops "
+                "alike). Output shape is C×H×W per image; MACs are multiply-accumulates of "
+                "convs and linear layers per image (BN folds into the conv at inference); the "
+                "receptive field is the theoretical one (it can exceed the 28×28 input), and "
+                "after the global pool a row shows the field of the map it pooled. Activation "
+                "layers are omitted: no params, same shape."
             ),
         ]
         for arch in self.architectures.values():

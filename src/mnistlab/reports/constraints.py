@@ -1,7 +1,8 @@
 """Constraint verification per config: the checklist of seed 002 plus seed 001's consistency.
 
-Architectural checks look at the model built from the stored config (BatchNorm modules present,
-a Dropout with p > 0, a global pool and no large dense layer), not at what a config claims.
+Architectural checks look at the model built from the stored config, as its forward pass runs
+(BatchNorm called, a dropout with p > 0 called, a global pool and no large dense layer: see
+`models.summary`), not at what a config claims.
 Accuracy checks use validation data only (held out of training): `target` is met when the mean
 best val accuracy over seeds reaches it; `consistent` when every seed's last 3 epochs do.
 """
