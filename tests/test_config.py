@@ -26,6 +26,15 @@ def test_json_round_trip():
     assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
 
 
+def test_fields_added_later_keep_the_hashes_of_existing_runs():
+    """The default config's hash as computed before div_factor, final_div_factor,
+    plateau_metric, rms_alpha and erase_scale existed: stores made then still match."""
+    assert TrainConfig().config_hash() == "937626f7f7424cdd"
+    for change in ({"div_factor": 5.0}, {"plateau_metric": "val_acc"}, {"rms_alpha": 0.9},
+                   {"erase_scale": (0.02, 0.05)}, {"final_div_factor": 20.0}):  # fmt: skip
+        assert TrainConfig().replace(**change).config_hash() != "937626f7f7424cdd", change
+
+
 def test_hash_ignores_labels_but_not_values():
     base = TrainConfig()
     assert base.replace(name="other", desc="d").config_hash() == base.config_hash()

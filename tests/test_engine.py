@@ -26,17 +26,19 @@ QUICK = dict(
 )
 
 
-def lrs_per_epoch(config: TrainConfig, steps_per_epoch: int = 3) -> list[float]:
+def lrs_per_epoch(
+    config: TrainConfig, steps_per_epoch: int = 3, val_accs: list[float] | None = None
+) -> list[float]:
     model = torch.nn.Linear(2, 2)
     optimizer = create_optimizer(model, config)
     schedule = Schedule(optimizer, config, steps_per_epoch)
     lrs = []
-    for _ in range(config.epochs):
+    for epoch in range(config.epochs):
         lrs.append(schedule.lr)
         for _ in range(steps_per_epoch):
             optimizer.step()
             schedule.after_batch()
-        schedule.after_epoch(val_loss=1.0)
+        schedule.after_epoch(val_loss=1.0, val_acc=val_accs[epoch] if val_accs else 50.0)
     return lrs
 
 
@@ -68,6 +70,36 @@ def test_step_and_plateau_decay():
     # a constant val loss is never an improvement after the first epoch
     plateau = TrainConfig(scheduler="plateau", lr=1.0, epochs=6, patience=1, gamma=0.1)
     assert lrs_per_epoch(plateau)[-1] < 1.0
+
+
+def test_plateau_on_val_acc_waits_while_accuracy_rises():
+    """Seed 000's ReduceLROnPlateau(mode='max') on accuracy, here on val accuracy."""
+    config = TrainConfig(
+        scheduler="plateau", plateau_metric="val_acc", lr=1.0, epochs=6, patience=1, gamma=0.5
+    )
+    assert lrs_per_epoch(config, val_accs=[90, 91, 92, 93, 94, 95]) == [1.0] * 6
+    # best 91 at epoch 2; epochs 3 and 4 do not improve on it: more than patience 1 epoch,
+    # so the lr is halved after epoch 4
+    assert lrs_per_epoch(config, val_accs=[90, 91, 91, 91, 91, 91])[:5] == [1, 1, 1, 1, 0.5]
+
+
+def test_onecycle_div_factors_set_its_first_and_last_lr():
+    config = TrainConfig(
+        scheduler="onecycle", lr=0.05, epochs=4, pct_start=0.2, div_factor=5, final_div_factor=20
+    )
+    model = torch.nn.Linear(2, 2)
+    optimizer = create_optimizer(model, config)
+    schedule = Schedule(optimizer, config, 10)
+    first = schedule.lr
+    for _ in range(39):  # 40 steps: the last one runs at the final lr
+        optimizer.step()
+        schedule.after_batch()
+    assert first == pytest.approx(0.05 / 5) and schedule.lr == pytest.approx(0.05 / 5 / 20)
+
+
+def test_rmsprop_takes_its_alpha():
+    built = create_optimizer(torch.nn.Linear(2, 2), TrainConfig(optimizer="rmsprop", rms_alpha=0.9))
+    assert built.param_groups[0]["alpha"] == 0.9
 
 
 def test_onecycle_peaks_at_lr():

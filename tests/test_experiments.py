@@ -387,3 +387,20 @@ def test_identical_configs_under_two_names_run_once_listed_twice(tmp_path, capsy
     assert [r["aliases"] for r in runs if r["name"] == "g_sgd_bs64"] == [["again_sgd"]]
     assert main(["results", "--store", f"sqlite:///{tmp_path}/store.db", "--suite", "quick"]) == 0
     assert "again_sgd (= g_sgd_bs64)" in capsys.readouterr().out
+
+
+def test_seed000_suite_runs_the_settings_of_the_seeds_train_py():
+    """The values in seed 000's train.py (commit c016530, lines cited in seed000.toml), not
+    guesses: RandomAffine(5, translate 0.02), OneCycle(pct 0.2, div 5, final 20), StepLR x0.5,
+    RMSprop(alpha 0.9, momentum 0.9), plateau x0.5 on accuracy, SGD without weight decay."""
+    cells = {c.name: c.config for c in load_suite("seed000").cells}
+    for config in cells.values():
+        assert (config.rotate_deg, config.translate, config.epochs) == (5.0, 0.02, 20)
+    sgd = cells["B_bn_do_sgd_onecycle"]
+    assert (sgd.momentum, sgd.nesterov, sgd.weight_decay) == (0.9, False, 0.0)
+    assert (sgd.pct_start, sgd.div_factor, sgd.final_div_factor) == (0.2, 5.0, 20.0)
+    step = cells["B_bn_do_adamw_step"]
+    assert (step.step_size, step.gamma, step.weight_decay) == (5, 0.5, 1e-4)
+    rms = cells["B_bn_do_rmsprop_plateau"]
+    assert (rms.rms_alpha, rms.momentum, rms.gamma, rms.patience) == (0.9, 0.9, 0.5, 2)
+    assert rms.plateau_metric == "val_acc"  # the seed's mode="max" on accuracy, on val here

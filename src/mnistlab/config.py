@@ -22,6 +22,7 @@ from mnistlab.errors import ConfigError, choices_error
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULERS = ("none", "step", "multistep", "onecycle", "plateau", "cosine", "phases")
+PLATEAU_METRICS = ("val_loss", "val_acc")  # plateau watches a validation figure, never test
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -46,11 +47,15 @@ class TrainConfig:
     weight_decay: float = 5e-4
     scheduler: str = "onecycle"
     pct_start: float = 0.2  # onecycle: fraction of steps spent warming up
+    div_factor: float = 25.0  # onecycle: the lr starts at lr / div_factor
+    final_div_factor: float = 1e4  # onecycle: and ends at lr / div_factor / final_div_factor
     step_size: int = 5  # step: decay every `step_size` epochs
     gamma: float = 0.1  # step/multistep/plateau decay factor
     milestones: tuple[int, ...] = ()  # multistep/phases: 1-based epochs where a new lr starts
     phase_lrs: tuple[float, ...] = ()  # phases: lr of each phase (len(milestones) + 1 values)
     patience: int = 2  # plateau: epochs without val-loss improvement before decaying
+    plateau_metric: str = "val_loss"  # plateau: what it watches (val_loss down, val_acc up)
+    rms_alpha: float = 0.99  # rmsprop: smoothing constant of the squared-gradient average
     label_smoothing: float = 0.0
     grad_clip: float = 0.0  # max grad norm; 0 = off
     epochs: int = 12
@@ -61,6 +66,7 @@ class TrainConfig:
     translate: float = 0.08
     scale: float = 0.0
     erase_p: float = 0.0
+    erase_scale: tuple[float, ...] = (0.02, 0.15)  # erased area, as a fraction of the image
     no_aug_last: int = 1  # train the last N epochs without augmentation
     # -- weight averaging and test-time augmentation --
     ema_decay: float = 0.0  # 0 = off; else evaluate an EMA of the weights
@@ -109,6 +115,9 @@ class TrainConfig:
         data = self.to_dict()
         for key in ("name", "desc", "device", "monitor_test"):
             data.pop(key)
+        for key, default in LATER_FIELDS.items():
+            if data[key] == default:
+                data.pop(key)  # fields added later hash as before they existed, at their default
         if not self.model_sha256:
             data.pop("model_sha256")  # registered models hash as before the field existed
         else:
@@ -118,6 +127,17 @@ class TrainConfig:
             data["model"] = f"{Path(path).name}:{attribute}"
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+#: fields added after stores and shipped weights were made, with their defaults (which give the
+#: behaviour from before they existed): left out of `config_hash` at those defaults
+LATER_FIELDS: dict[str, Any] = {
+    "div_factor": 25.0,
+    "final_div_factor": 1e4,
+    "plateau_metric": "val_loss",
+    "rms_alpha": 0.99,
+    "erase_scale": [0.02, 0.15],
+}
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
@@ -202,6 +222,8 @@ def validate(config: TrainConfig) -> None:
         raise choices_error("scheduler", config.scheduler, SCHEDULERS)
     if config.device not in DEVICES:
         raise choices_error("device", config.device, DEVICES)
+    if config.plateau_metric not in PLATEAU_METRICS:
+        raise choices_error("plateau_metric", config.plateau_metric, PLATEAU_METRICS)
     positive_ints = ("epochs", "batch_size", "eval_batch_size", "val_size", "step_size")
     for key in positive_ints:
         if getattr(config, key) <= 0:
@@ -215,6 +237,9 @@ def validate(config: TrainConfig) -> None:
         "momentum": (0.0, 1.0, True),
         "weight_decay": (0.0, math.inf, True),
         "pct_start": (0.0, 1.0, False),
+        "div_factor": (0.0, math.inf, False),
+        "final_div_factor": (0.0, math.inf, False),
+        "rms_alpha": (0.0, 1.0, True),
         "gamma": (0.0, 1.0, False),
         "label_smoothing": (0.0, 1.0, True),
         "grad_clip": (0.0, math.inf, True),
@@ -233,9 +258,19 @@ def validate(config: TrainConfig) -> None:
     if config.ema_decay >= 1.0:
         raise ConfigError(f"ema_decay must be < 1 (0 = off), got {config.ema_decay}")
     if config.no_aug_last > config.epochs:
-        raise ConfigError(f"no_aug_last ({config.no_aug_last}) exceeds epochs ({config.epochs})")
+        raise ConfigError(
+            f"no_aug_last ({config.no_aug_last}) exceeds epochs ({config.epochs}): give "
+            f"--no-aug-last {min(config.epochs - 1, 1)} (no_aug_last in a file) or more epochs"
+        )
     if config.swa_start > config.epochs:
-        raise ConfigError(f"swa_start ({config.swa_start}) exceeds epochs ({config.epochs})")
+        raise ConfigError(
+            f"swa_start ({config.swa_start}) exceeds epochs ({config.epochs}): give "
+            "--swa-start 0 (off; swa_start in a file) or more epochs"
+        )
+    if len(config.erase_scale) != 2 or not 0 < config.erase_scale[0] <= config.erase_scale[1] <= 1:
+        raise ConfigError(
+            f"erase_scale must be two fractions 0 < low <= high <= 1, got {config.erase_scale}"
+        )
     if list(config.milestones) != sorted(set(config.milestones)) or any(
         m <= 0 for m in config.milestones
     ):
@@ -270,6 +305,11 @@ FIELD_HELP: dict[str, str] = {
     "weight_decay": "L2 weight decay (decoupled for adamw)",
     "scheduler": f"one of {', '.join(SCHEDULERS)}",
     "pct_start": "onecycle: fraction of training spent raising the lr",
+    "div_factor": "onecycle: the lr starts at lr / div_factor",
+    "final_div_factor": "onecycle: the lr ends at lr / div_factor / final_div_factor",
+    "plateau_metric": "plateau: the validation figure it watches, val_loss or val_acc",
+    "rms_alpha": "rmsprop: smoothing constant (alpha) of the squared-gradient average",
+    "erase_scale": "augmentation: erased area as low,high fractions of the image",
     "step_size": "step: decay the lr every this many epochs",
     "gamma": "step/multistep/plateau: lr decay factor",
     "milestones": "multistep/phases: comma-separated 1-based epochs where a new lr starts",

@@ -25,6 +25,7 @@ OPTIMIZERS: dict[str, OptimizerFactory] = {
     "rmsprop": lambda params, c: torch.optim.RMSprop(
         params,
         lr=c.lr,
+        alpha=c.rms_alpha,
         momentum=c.momentum if c.momentum < 1 else 0.0,
         weight_decay=c.weight_decay,
     ),
@@ -55,9 +56,9 @@ class Schedule:
         if self.per_batch and self.scheduler is not None:
             self.scheduler.step()
 
-    def after_epoch(self, val_loss: float) -> None:
+    def after_epoch(self, val_loss: float, val_acc: float) -> None:
         if self.plateau is not None:
-            self.plateau.step(val_loss)
+            self.plateau.step(val_acc if self.plateau.mode == "max" else val_loss)
         elif not self.per_batch and self.scheduler is not None:
             self.scheduler.step()
 
@@ -85,7 +86,13 @@ def _onecycle(opt: torch.optim.Optimizer, c: TrainConfig, steps_per_epoch: int) 
     # keep the warm-up end strictly inside (0, total - 1) however few steps a run has
     pct_start = min(max(c.pct_start, 1.5 / total), 1.0 - 0.5 / total)
     return torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=c.lr, epochs=c.epochs, steps_per_epoch=steps_per_epoch, pct_start=pct_start
+        opt,
+        max_lr=c.lr,
+        epochs=c.epochs,
+        steps_per_epoch=steps_per_epoch,
+        pct_start=pct_start,
+        div_factor=c.div_factor,
+        final_div_factor=c.final_div_factor,
     )
 
 
@@ -97,8 +104,12 @@ SCHEDULERS: dict[str, SchedulerFactory] = {
         opt, [m - 1 for m in c.milestones], c.gamma
     ),
     "onecycle": _onecycle,
+    # val_loss falls (mode min), val_acc rises (mode max)
     "plateau": lambda opt, c, n: torch.optim.lr_scheduler.ReduceLROnPlateau(
-        opt, factor=c.gamma, patience=c.patience
+        opt,
+        mode="max" if c.plateau_metric == "val_acc" else "min",
+        factor=c.gamma,
+        patience=c.patience,
     ),
     "cosine": lambda opt, c, n: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=c.epochs),
     "phases": _phases,

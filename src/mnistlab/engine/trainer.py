@@ -188,6 +188,7 @@ class RunState:
             translate=config.translate,
             scale=config.scale,
             erase_p=config.erase_p,
+            erase_scale=(config.erase_scale[0], config.erase_scale[1]),
         )
         self.ema = make_ema(model, config.ema_decay) if config.ema_decay > 0 else None
         self.swa = make_swa(model) if config.swa_start > 0 else None
@@ -264,7 +265,7 @@ class RunState:
                 f"{val_stats.loss:.4g}; run diverged",
             )
             return False
-        self.schedule.after_epoch(val_stats.loss)
+        self.schedule.after_epoch(val_stats.loss, val_stats.acc)
         monitored = (
             evaluate(
                 self.eval_model,

@@ -100,8 +100,14 @@ def seed_protocol_value(metric: str, record: RunRecord) -> float | None:
     (no per-epoch test accuracy; fewer than 3 epochs; 99% never reached)."""
     if metric == "test_acc_final":
         return _number(record.summary.get("test_acc"))
-    key = "val_acc" if metric == "val_acc_best" else "test_acc"
+    key = "val_acc" if metric.startswith("val_acc") else "test_acc"
     values = [_number(row.get(key)) for row in record.epochs]
+    if metric in ("test_acc_last", "val_acc_last"):
+        # the run's own last epoch, and only if it ran the planned epochs
+        planned = record.config.get("epochs")
+        last = record.epochs[-1] if record.epochs else None
+        complete = last is not None and last.get("epoch") == planned
+        return values[-1] if complete else None
     if metric in ("test_acc_best", "val_acc_best"):
         known = [v for v in values if v is not None]
         return max(known) if known else None
@@ -224,7 +230,7 @@ def _row(
 def _no_value(metric: str, finished: list[RunRecord]) -> str:
     """Why no finished run of a cell has a seed-protocol value."""
     tested = any(row.get("test_acc") is not None for r in finished for row in r.epochs)
-    per_epoch_test = metric not in ("val_acc_best", "test_acc_final")
+    per_epoch_test = metric not in ("val_acc_best", "val_acc_last", "test_acc_final")
     if per_epoch_test and not tested:
         return "no per-epoch test accuracy (monitor_test off)"
     if metric == "epochs_to_99":

@@ -64,6 +64,8 @@ PUBLISHED_METRICS = {
     "test_acc_last3_min": "lowest test acc of the last 3 epochs",
     "test_acc_last3_max": "highest test acc of the last 3 epochs",
     "test_acc_final": "test acc of the final model, measured once",
+    "test_acc_last": "test acc after the last epoch (the final weights)",
+    "val_acc_last": "val acc after the last epoch (the final weights)",
     "epochs_to_99": "first epoch with test acc >= 99%",
 }
 PUBLISHED_TEXT_KEYS = ("protocol", "source")
