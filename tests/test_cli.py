@@ -188,3 +188,17 @@ def test_unusable_device_is_refused_before_anything_runs(capsys, tmp_path, monke
 )
 def test_one_line_errors_quote_the_first_non_blank_line(error, expected):
     assert first_line(error) == expected
+
+
+def test_help_is_built_without_importing_torch():
+    """`mnistlab --help` must not wait for torch (about 1 s to import): the parser and every
+    command's flags are built from light modules; torch comes with the command that needs it."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, mnistlab.cli as cli; cli.build_parser().format_help(); "
+        "print(sorted(m for m in ('torch', 'optuna', 'numpy', 'matplotlib') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -286,8 +286,8 @@ def test_api_trains_a_module_instance(tmp_path):
     run = mnistlab.train(model, epochs=1, train_subset=2000, out=tmp_path / "run")
     assert isinstance(run.val_acc, float) and 0.0 <= run.val_acc <= 100.0
     assert isinstance(run.test_acc, float) and 0.0 <= run.test_acc <= 100.0
-    assert run.best_epoch == 1 and len(run.history) == 1
-    assert run.history[0]["val_acc"] == run.val_acc
+    assert run.best_epoch == 1 and len(run.rows) == 1
+    assert run.rows[0]["val_acc"] == run.val_acc
     assert run.params == sum(p.numel() for p in model.parameters())
     assert run.run_dir == tmp_path / "run" and (run.run_dir / "best.pt").is_file()
     summary = json.loads((run.run_dir / "summary.json").read_text())
@@ -513,7 +513,9 @@ def test_a_class_from_a_notebook_cell_is_saved_and_evaluates(capsys, tmp_path):
     linecache.cache[name] = (len(NOTEBOOK_CELL), None, NOTEBOOK_CELL.splitlines(True), name)
     namespace = {"__name__": "__main__"}
     exec(compile(NOTEBOOK_CELL, name, "exec"), namespace)
-    run = mnistlab.train(namespace["CellNet"], out=tmp_path / "run", progress=False, **API_QUICK)
+    run = mnistlab.train(
+        namespace["CellNet"], out=tmp_path / "run", progress=False, log=None, **API_QUICK
+    )
     copy = (tmp_path / "run" / "model_source.py").read_text()
     assert run.summary["model_source"] == "model_source.py"
     assert "class CellNet" in copy and "RAN_AGAIN" not in copy  # the definition, not the cell
@@ -567,3 +569,79 @@ def test_fused_runs_of_a_user_model_keep_its_source(tmp_path, small_splits):
         assert sha256(run_dir / "model_source.py") == sha256(nets)
         code = main(["eval", "--checkpoint", str(run_dir / "best.pt"), "--json"])
         assert code == 0
+
+
+def _state(path: Path) -> dict:
+    import torch
+
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def test_api_gives_back_the_model_chosen_on_val(tmp_path):
+    """`result.model` holds best.pt's weights (chosen on val), and so does an instance passed
+    in, after the call; last.pt keeps the last epoch's."""
+    import torch
+
+    model = ApiNet()
+    run = mnistlab.train(model, out=tmp_path / "run", progress=False, log=None, **API_QUICK)
+    assert run.model is model and not model.training
+    best = _state(run.run_dir / "best.pt")
+    assert all(torch.equal(best[k], v.cpu()) for k, v in model.state_dict().items())
+    by_class = mnistlab.train(ApiNet, out=tmp_path / "class", progress=False, log=None, **API_QUICK)
+    best = _state(by_class.run_dir / "best.pt")
+    assert isinstance(by_class.model, ApiNet)
+    assert all(torch.equal(best[k], v.cpu()) for k, v in by_class.model.state_dict().items())
+
+
+def test_api_fits_a_class_defined_in_python_to_a_budget(tmp_path):
+    fitted = mnistlab.fit(ApiNet, 2000)  # 826 params at width 1, 3,274 at 4
+    assert fitted.params < 2000 <= sum(p.numel() for p in ApiNet(fitted.width + 0.01).parameters())
+    run = mnistlab.train(
+        ApiNet, max_params=2000, out=tmp_path / "run", progress=False, log=None, **API_QUICK
+    )
+    assert run.params == fitted.params and run.config.model_options == {"width": fitted.width}
+    with pytest.raises(ConfigError, match="not an instance: pass the class"):
+        mnistlab.train(ApiNet(), max_params=2000, **API_QUICK)
+
+
+def test_api_history_is_a_table_with_rounded_figures(tmp_path):
+    from mnistlab.api import History, history_table
+
+    rows = [{"epoch": 1, "lr": 0.05, "val_acc": 21.50000035762787, "test_acc": None}]
+    table = history_table(rows)
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        assert isinstance(table, History) and table[0] == {"epoch": 1, "lr": 0.05, "val_acc": 21.5}
+        assert repr(table).splitlines()[0].split() == ["epoch", "lr", "val_acc"]
+    else:
+        assert list(table.columns) == ["lr", "val_acc"] and table.loc[1, "val_acc"] == 21.5
+
+
+def test_api_names_runs_after_the_model_and_refuses_a_used_out(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    run = mnistlab.train(ApiNet, progress=False, **API_QUICK)
+    assert run.run_dir == Path("runs") / "ApiNet" and run.config.name == "ApiNet"
+    assert "epoch 1/1" in capsys.readouterr().out  # one line per epoch, kept after the bar
+    again = mnistlab.train(ApiNet, progress=False, log=None, **API_QUICK)
+    assert again.run_dir == Path("runs") / "ApiNet-2"
+    with pytest.raises(ConfigError, match=r"out=runs/ApiNet exists .*pass a new out="):
+        mnistlab.train(ApiNet, out="runs/ApiNet", **API_QUICK)
+
+
+def test_api_errors_render_in_one_line_in_ipython():
+    error = ConfigError("unknown key 'lrr'")
+    assert error._render_traceback_() == ["ConfigError: unknown key 'lrr'"]
+
+
+def test_a_run_too_short_for_its_schedule_says_what_would_work(tmp_path):
+    """The default recipe's OneCycle over 16 steps ends at chance: a line says so; the quick
+    recipe learns in the same step count (83.6% val measured, seed 0)."""
+    lines: list[str] = []
+    mnistlab.train("tiny", epochs=1, train_subset=2000, out=tmp_path / "a", progress=False,
+                   log=lines.append)  # fmt: skip
+    advice = [line for line in lines if line.startswith("note: only 16 optimizer steps")]
+    assert advice and "--recipe quick" in advice[0]
+    quick = mnistlab.train("tiny", recipe="quick", epochs=1, train_subset=2000,
+                           out=tmp_path / "b", progress=False, log=lines.append)  # fmt: skip
+    assert quick.val_acc > 75.0

@@ -71,7 +71,7 @@ def test_fit_prints_the_largest_model_under_the_budget(capsys):
         (["fit", "--model", "nope", "--max-params", "8000"], "valid choices"),
         (["fit", "--model", "s004", "--max-params", "0"], "--max-params"),
         (["fit", "--model", "s004", "--max-params", "50"], "cannot fit"),
-        (["train", "--recipe", "r9k"], "valid choices: r1k, r20k"),
+        (["train", "--recipe", "r9k"], "valid choices: quick, r1k, r20k"),
     ],
 )
 def test_bad_fit_and_recipe_values_exit_2(capsys, argv, fragment):

@@ -45,14 +45,59 @@ from mnistlab.run.options import RunOptions
 ModelLike = str | nn.Module | type[nn.Module] | Callable[..., nn.Module]
 
 
+#: decimals an epoch's figures are shown with in `TrainResult.history` (the run directory's
+#: epochs.csv and `rows` keep them in full)
+HISTORY_DECIMALS = {"lr": 6, "train_loss": 4, "val_loss": 4, "train_acc": 2, "val_acc": 2,
+                    "test_acc": 2, "seconds": 1}  # fmt: skip
+
+
+class History(list):
+    """Per-epoch rows with rounded floats, shown as a table (what `history` is without pandas)."""
+
+    def __repr__(self) -> str:
+        if not self:
+            return "History([])"
+        columns = list(self[0])
+        cells = [[str(row.get(c, "")) for c in columns] for row in self]
+        widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+        lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True))]
+        lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+        return "\n".join(lines)
+
+
+def history_table(rows: list[dict[str, Any]]) -> Any:
+    """`rows` as a pandas DataFrame indexed by epoch when pandas is installed, else a History;
+    floats rounded for reading (`HISTORY_DECIMALS`), columns that are all empty dropped."""
+    rounded = [
+        {
+            key: round(value, HISTORY_DECIMALS.get(key, 4)) if isinstance(value, float) else value
+            for key, value in row.items()
+            if any(other.get(key) is not None for other in rows)
+        }
+        for row in rows
+    ]
+    try:
+        import pandas
+    except ImportError:
+        return History(rounded)
+    return pandas.DataFrame(rounded).set_index("epoch") if rounded else pandas.DataFrame()
+
+
 @dataclass(frozen=True)
 class TrainResult:
-    """One finished run: its config, summary (the run record) and per-epoch history."""
+    """One finished run: its config, summary (the run record), per-epoch rows and the model
+    with the weights chosen on validation (`model`; the run directory's best.pt)."""
 
     config: TrainConfig
     summary: dict[str, Any]
-    history: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)  # per epoch, full precision
     run_dir: Path | None = None
+    model: nn.Module | None = field(default=None, repr=False)
+
+    @property
+    def history(self) -> Any:
+        """Per-epoch figures as a table: a pandas DataFrame (pandas installed), else rows."""
+        return history_table(self.rows)
 
     @property
     def val_acc(self) -> float | None:
@@ -78,12 +123,12 @@ class TrainResult:
         """Loss and accuracy curves (train and val) per epoch, as a matplotlib Figure."""
         import matplotlib.pyplot as plt
 
-        epochs = [row["epoch"] for row in self.history]
+        epochs = [row["epoch"] for row in self.rows]
         figure, (loss_axis, acc_axis) = plt.subplots(1, 2, figsize=(9, 3.2))
         for key, label in (("train_loss", "train"), ("val_loss", "val")):
-            loss_axis.plot(epochs, [row[key] for row in self.history], marker=".", label=label)
+            loss_axis.plot(epochs, [row[key] for row in self.rows], marker=".", label=label)
         for key, label in (("train_acc", "train"), ("val_acc", "val")):
-            acc_axis.plot(epochs, [row[key] for row in self.history], marker=".", label=label)
+            acc_axis.plot(epochs, [row[key] for row in self.rows], marker=".", label=label)
         loss_axis.set(xlabel="epoch", ylabel="loss", title="loss")
         acc_axis.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
         for axis in (loss_axis, acc_axis):
@@ -224,38 +269,47 @@ def train(
     progress: bool = True,
     threads: int | None = None,
     track: str | None = None,
-    log: Callable[[str], None] | None = None,
+    log: Callable[[str], None] | None = print,
     **config: Any,
 ) -> TrainResult:
     """Train one run, as `mnistlab train` does, and return its result.
 
     `model`: a registered name, `path/nets.py:Net`, `pkg.mod:make_net`, an nn.Module subclass
-    or factory (built under the config's seed, `model_options=` passed to it), or an nn.Module
-    (trained as given: its initialisation is yours). `config`: any `TrainConfig` key
-    (`epochs=15`, `lr=0.05`, `train_subset=2000`, `width=0.5`, ...). `out`: the run
-    directory (default `runs/NAME`, never overwritten). `out`, `data_dir`, `download`,
-    `progress`, `threads` and `track` are the run options `mnistlab train` takes as flags
-    (`run.options.RunOptions`)."""
+    or factory (built under the config's seed, `model_options=` passed to it; `max_params=`
+    fits its `width` first, as `fit` does), or an nn.Module (trained as given: its
+    initialisation is yours). `config`: any `TrainConfig` key (`epochs=15`, `lr=0.05`,
+    `train_subset=2000`, `width=0.5`, ...). `out`, `data_dir`, `download`, `progress`,
+    `threads` and `track` are the run options `mnistlab train` takes as flags
+    (`run.options.RunOptions`); `out` defaults to runs/NAME, NAME the model's (a fresh
+    runs/NAME-2, -3 ... when it exists), and an `out` given that holds files is refused.
+    `log`: where the per-epoch lines go (they stay in a notebook cell's output after its
+    progress bar is gone); None for silence.
+
+    The result's `model` holds the weights chosen on validation, and so does an nn.Module you
+    passed, after the call (the last epoch's weights stay in the run directory's last.pt)."""
     from mnistlab.data import load_mnist, split_mnist
     from mnistlab.engine.device import torch_threads
     from mnistlab.experiments.tracking import train_tracked
 
     options = RunOptions(out, data_dir, download, progress, threads, track)
-
     layers: list[dict[str, Any]] = [{"recipe": recipe}] if recipe else []
     built: nn.Module | Callable[[], nn.Module] | None = None
     source: str | None = None
+    named = {"name": _run_name(model)} if "name" not in config else {}
     if isinstance(model, str):
-        layers.append({**config, "model": model})
+        layers.append({**named, **config, "model": model})
         run_config = layer_config(*layers, source="mnistlab.train")
     else:
-        layers.append(config)
+        layers.append({**named, **config})
         values = layer_config(*layers, source="mnistlab.train").to_dict()
         if values["max_params"]:
-            raise ConfigError(
-                "max_params needs a model reference (name or nets.py:Net) so its width can be "
-                "scaled; for an object, use mnistlab.fit and pass the fitted options"
-            )
+            if isinstance(model, nn.Module):
+                raise ConfigError(
+                    "max_params needs the model's class or factory (to build it at several "
+                    "widths), not an instance: pass the class"
+                )
+            fitted = fit_to_budget(model, values["max_params"], **values["model_options"])
+            values["model_options"] = fitted.options
         source = _source(model)
         values["model"] = _describe(model)
         values["model_sha256"] = hashlib.sha256(source.encode()).hexdigest() if source else ""
@@ -263,11 +317,14 @@ def train(
         built = _build_object(model, dict(run_config.model_options))
     progress = options.progress
     if progress and _notebook_without_widgets():
-        progress, log = False, log or print  # no bar can render there: one line per epoch
-    run_dir = Path(options.out) if options.out is not None else default_out_dir(run_config.name)
-    check_out_dir(run_dir)
-    data_dir = Path(options.data_dir) if options.data_dir else None
-    data = load_mnist(data_dir, download=options.download)
+        progress = False  # no bar can render there: the per-epoch lines are the progress
+    if options.out is not None:
+        run_dir = Path(options.out)
+        check_out_dir(run_dir, flag="out=", fix="pass a new out=, or none for runs/NAME-N")
+    else:
+        run_dir = default_out_dir(run_config.name)
+    data_path = Path(options.data_dir) if options.data_dir else None
+    data = load_mnist(data_path, download=options.download)
     splits = split_mnist(
         data,
         val_size=run_config.val_size,
@@ -285,8 +342,20 @@ def train(
             model=built,
             model_source=source,
         )
-    history = [record.as_row() for record in result.epochs]
-    return TrainResult(run_config, result.summary, history, run_dir)
+    selected = result.model
+    if isinstance(built, nn.Module) and selected is not None:
+        built.load_state_dict(selected.state_dict())  # the instance passed in ends as selected
+        selected = built.eval()
+    rows = [record.as_row() for record in result.epochs]
+    return TrainResult(run_config, result.summary, rows, run_dir, selected)
+
+
+def _run_name(model: Any) -> str:
+    """A run's default name: the model's (`StudentNet`, `tiny`, `Net` for nets.py:Net)."""
+    if isinstance(model, str):
+        return model.rpartition(":")[2] or model
+    target = model if inspect.isclass(model) or inspect.isfunction(model) else type(model)
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", getattr(target, "__name__", "model"))
 
 
 def summary(
@@ -310,8 +379,15 @@ def summary(
     return Summary(label, card, items)
 
 
-def fit(model: str, max_params: int, *, option: str | None = None, **options: Any) -> BudgetFit:
-    """The largest value of `option` (default `width`) keeping `model` under `max_params`."""
+def fit(
+    model: str | Callable[..., nn.Module],
+    max_params: int,
+    *,
+    option: str | None = None,
+    **options: Any,
+) -> BudgetFit:
+    """The largest value of `option` (default `width`) keeping `model` under `max_params`:
+    a name or reference, or a class or factory (defined in a notebook cell, say)."""
     return fit_to_budget(model, max_params, option=option, **options)
 
 

@@ -4,6 +4,10 @@
 class MnistlabError(Exception):
     """An error caused by the user's input or environment, not a bug: no traceback is shown."""
 
+    def _render_traceback_(self) -> list[str]:
+        # IPython/Jupyter show this instead of the traceback: the message, not mnistlab's frames
+        return [f"{type(self).__name__}: {self}"]
+
 
 class ConfigError(MnistlabError):
     """A bad value in a config, flag or suite file."""

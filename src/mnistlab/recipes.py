@@ -221,14 +221,31 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
+# Not a budget recipe: settings that learn something from a few thousand images in one epoch,
+# for a first look at a model (`--recipe quick --train-subset 2000 --epochs 1`). A constant lr
+# at batch 32 without augmentation: the default's OneCycle over 16 steps left tiny at chance
+# (11.7% val), this gave 83.6% (2,000 images) and 91.2% (5,000), 1 epoch, seed 0.
+QUICK_LOOK: dict[str, Any] = {
+    "name": "quick",
+    "scheduler": "none",
+    "batch_size": 32,
+    "rotate_deg": 0.0,
+    "translate": 0.0,
+    "no_aug_last": 0,
+}
+RECIPE_NAMES = (*RECIPES, "quick")
+
+
 def get_recipe(name: str) -> Recipe:
     try:
         return RECIPES[name]
     except (KeyError, TypeError):
-        raise choices_error("recipe", name, list(RECIPES)) from None
+        raise choices_error("recipe", name, list(RECIPE_NAMES)) from None
 
 
 def recipe_values(name: str) -> dict[str, Any]:
     """The recipe as TrainConfig keys (name included), to be overridden by anything given."""
+    if name == "quick":
+        return TrainConfig.from_dict(QUICK_LOOK, source="recipe quick").to_dict()
     recipe = get_recipe(name)
     return recipe.config().to_dict()

@@ -63,6 +63,25 @@ class Schedule:
             self.scheduler.step()
 
 
+#: below this many optimizer steps in a whole run, OneCycle's warm-up and anneal leave too few
+#: steps at a useful lr: the default recipe reached 11.7% val after 16 steps (1 epoch, 2,000
+#: images), 34.8% after 40 and 72.0% after 78, 95.9% after 200 (seed 0, tiny)
+MIN_ONECYCLE_STEPS = 100
+
+
+def short_run_advice(config: TrainConfig, steps_per_epoch: int) -> str | None:
+    """One line for a run too short for its schedule to learn, saying what would work."""
+    steps = config.epochs * steps_per_epoch
+    if config.scheduler != "onecycle" or steps >= MIN_ONECYCLE_STEPS:
+        return None
+    return (
+        f"note: only {steps} optimizer steps ({config.epochs} epoch(s) × {steps_per_epoch} "
+        f"batches): too few for OneCycle to warm up and anneal, expect near-chance accuracy; "
+        f"use at least {MIN_ONECYCLE_STEPS} steps (more images or epochs) or, for a quick look, "
+        "the recipe 'quick' (--recipe quick; recipe=\"quick\" in Python)"
+    )
+
+
 SchedulerFactory = Callable[[torch.optim.Optimizer, TrainConfig, int], object]
 
 

@@ -27,7 +27,7 @@ from mnistlab.data import AugmentConfig, Splits
 from mnistlab.engine.averaging import make_ema, make_swa, refresh_bn
 from mnistlab.engine.device import reproducible_kernels, resolve_device
 from mnistlab.engine.loop import EpochStats, evaluate, train_one_epoch
-from mnistlab.engine.optim import Schedule, create_optimizer
+from mnistlab.engine.optim import Schedule, create_optimizer, short_run_advice
 from mnistlab.fsutil import atomic_torch_save, atomic_write_text
 from mnistlab.models import count_params
 from mnistlab.models.reference import (
@@ -66,6 +66,9 @@ class EpochRecord:
 class RunResult:
     summary: dict[str, Any]
     epochs: list[EpochRecord] = field(default_factory=list)
+    # the weights chosen on val (SWA/EMA ones where those were chosen), in a copy of the model;
+    # None when no epoch finished
+    model: nn.Module | None = None
 
 
 class StopRun(Exception):
@@ -183,6 +186,9 @@ class RunState:
         self.optimizer = create_optimizer(model, config)
         steps_per_epoch = math.ceil(splits.train_images.shape[0] / config.batch_size)
         self.schedule = Schedule(self.optimizer, config, steps_per_epoch)
+        advice = short_run_advice(config, steps_per_epoch)
+        if advice:
+            _log(log, advice)
         self.augment = AugmentConfig(
             rotate_deg=config.rotate_deg,
             translate=config.translate,
@@ -337,10 +343,13 @@ class RunState:
 
         test_stats: EpochStats | None = None
         tta_val: EpochStats | None = None
-        # a pruned run's test accuracy would never be used: do not spend the evaluation
-        if best["state"] is not None and self.state == "finished":
+        final: nn.Module | None = None
+        if best["state"] is not None:
             final = copy.deepcopy(model)
             final.load_state_dict(best["state"])
+            final.eval()
+        # a pruned run's test accuracy would never be used: do not spend the evaluation
+        if final is not None and self.state == "finished":
             if config.tta_angles:
                 tta_val = evaluate(
                     final,
@@ -395,7 +404,7 @@ class RunState:
             summary["model_source"] = SOURCE_COPY if config.model_sha256 else MISSING_SOURCE
         if self.out_dir is not None:
             atomic_write_text(self.out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-        return RunResult(summary=summary, epochs=records)
+        return RunResult(summary=summary, epochs=records, model=final)
 
 
 def _diverged(train: EpochStats, val: EpochStats) -> bool:
@@ -454,6 +463,7 @@ class _EpochBar:
         self.progress = None
         self.task = None
         if enabled:
+            from rich.console import Console
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
@@ -462,6 +472,9 @@ class _EpochBar:
                 TimeRemainingColumn,
             )
 
+            # In a terminal, lines printed during the bar go above it; in Jupyter the bar is a
+            # widget that is cleared when it ends, so lines must go to the cell's own output
+            jupyter = Console().is_jupyter
             self.progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -469,6 +482,8 @@ class _EpochBar:
                 TextColumn("img"),
                 TimeRemainingColumn(),
                 transient=True,
+                redirect_stdout=not jupyter,
+                redirect_stderr=not jupyter,
             )
             self.progress.start()
 

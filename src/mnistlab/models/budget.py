@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from torch import nn
+
 from mnistlab.errors import ConfigError
 from mnistlab.models.blocks import count_params
+from mnistlab.models.reference import call_factory, checked_options, factory_options
 from mnistlab.models.registry import create_model, model_options
 
 FLOAT_STEPS = (1, 400)  # a float option is searched on a 0.01 grid, 0.01 .. 4.0
@@ -24,17 +29,43 @@ class BudgetFit:
     tried: dict[Any, int] = field(default_factory=dict, compare=False, repr=False)
 
 
+def _builder(model: str | Callable[..., nn.Module]) -> tuple[str, dict[str, Any], Callable]:
+    """(label, option defaults, build(options) -> module) for a name or reference, or for a
+    class or factory given as an object (a notebook cell's)."""
+    if isinstance(model, str):
+        return model, model_options(model), lambda values: create_model(model, **values)
+    if not callable(model) or isinstance(model, nn.Module):
+        raise ConfigError(
+            "fitting to a budget needs a model name, a reference like nets.py:Net, or an "
+            f"nn.Module class or factory (to build at several widths); got {type(model).__name__}"
+        )
+    target = model if inspect.isclass(model) or inspect.isfunction(model) else type(model)
+    label = getattr(target, "__qualname__", type(model).__name__)
+    defaults, required = factory_options(model)
+
+    def build(values: dict[str, Any]) -> nn.Module:
+        return call_factory(label, model, checked_options(label, defaults, required, values))
+
+    return label, defaults, build
+
+
 def fit_to_budget(
-    name: str, max_params: int, *, option: str | None = None, **options: Any
+    name: str | Callable[..., nn.Module],
+    max_params: int,
+    *,
+    option: str | None = None,
+    **options: Any,
 ) -> BudgetFit:
     """The largest value of a numeric option of `name` with fewer than `max_params` params.
+    `name`: a registered name or reference, or a class or factory (an nn.Module subclass or a
+    function returning one, e.g. defined in a notebook cell).
 
     `option` defaults to `width`. Channel counts are rounded, so params(value) is a step
     function, non-decreasing in the value; a bisection over the grid (0.01 steps for a float,
     1 for an int) therefore finds the largest admissible value. A model whose count does not
     grow with the option gets the largest value of the range: say so by checking `params`.
     """
-    defaults = model_options(name)
+    name, defaults, build = _builder(name)
     numeric = [k for k, v in defaults.items() if type(v) in (int, float)]
     if option is None:
         if "width" not in defaults:
@@ -59,7 +90,7 @@ def fit_to_budget(
     def params_at(step: int) -> int:
         if step not in tried:
             try:
-                model = create_model(name, **options, **{option: value_at(step)})
+                model = build({**options, option: value_at(step)})
                 tried[step] = count_params(model)
             except ConfigError:
                 tried[step] = INVALID  # e.g. a probability above 1: as good as over budget

@@ -1,12 +1,21 @@
 """What a run is, owned in one place: its spec (the one way config layers combine and a model
-reference is resolved). Every command and the Python API build a run's config through here."""
+reference is resolved). Every command and the Python API build a run's config through here.
 
-from mnistlab.run.spec import (
-    MODEL_SHORTCUTS,
-    layer_config,
-    merge_layers,
-    merge_tables,
-    resolve_model,
-)
+The spec's names are imported on first use: `run.directory` and `run.options` (which the
+command line needs before it knows whether the command trains anything) stay free of torch.
+"""
 
-__all__ = ["MODEL_SHORTCUTS", "layer_config", "merge_layers", "merge_tables", "resolve_model"]
+from typing import Any
+
+_SPEC = ("MODEL_SHORTCUTS", "layer_config", "merge_layers", "merge_tables", "resolve_model")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SPEC:
+        from mnistlab.run import spec
+
+        return getattr(spec, name)
+    raise AttributeError(f"module 'mnistlab.run' has no attribute {name!r}")
+
+
+__all__ = list(_SPEC)

@@ -17,6 +17,7 @@ def default_out_dir(name: str, root: Path = Path("runs")) -> Path:
     return candidate
 
 
-def check_out_dir(out: Path) -> None:
+def check_out_dir(out: Path, *, flag: str = "--out ", fix: str = "choose a new directory") -> None:
+    """Refuse a run directory that holds files (an earlier run's), naming the fix."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ConfigError(f"--out {out} exists and is not empty; choose a new directory")
+        raise ConfigError(f"{flag}{out} exists and is not empty; {fix}")
