@@ -2,6 +2,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -202,3 +203,45 @@ def test_help_is_built_without_importing_torch():
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_suites_show_prints_the_shipped_toml(capsys):
+    import tomllib
+
+    from mnistlab.cli import main
+    from mnistlab.experiments.suites import builtin_suites
+
+    assert main(["suites", "--show", "seed000"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        out == builtin_suites()["seed000"].read_text() and tomllib.loads(out)["name"] == "seed000"
+    )
+    assert main(["suites", "--show", "nope"]) == 2
+    assert "valid choices: ablations, budgets" in capsys.readouterr().err
+
+
+def test_examples_are_copied_from_the_installed_package(capsys, tmp_path):
+    from mnistlab.cli import main
+
+    assert main(["examples", str(tmp_path / "ex")]) == 0
+    names = sorted(p.name for p in (tmp_path / "ex").iterdir())
+    assert names == ["nets.py", "own_model.ipynb", "own_space.toml", "own_suite.toml"]
+    assert main(["summary", str(tmp_path / "ex" / "nets.py") + ":CourseNet"]) == 0
+    capsys.readouterr()
+    assert main(["examples", str(tmp_path / "ex")]) == 2  # nothing overwritten
+    assert "already has nets.py" in capsys.readouterr().err
+
+
+def test_grid_run_directories_go_beside_a_sqlite_store():
+    import argparse
+
+    from mnistlab.cli.grid import runs_root
+
+    def root(store: str, runs_dir: str | None = None) -> Path:
+        return runs_root(argparse.Namespace(store=store, runs_dir=runs_dir))
+
+    assert root("sqlite:///runs/mnistlab.db") == Path("runs")  # the default store: as before
+    assert root("sqlite:///lab/x/grid.db") == Path("lab/x")
+    assert root("sqlite:////abs/grid.db") == Path("/abs")
+    assert root("postgresql://host/db") == Path("runs")
+    assert root("sqlite:///lab/x/grid.db", "elsewhere") == Path("elsewhere")

@@ -10,6 +10,7 @@ from typing import Any
 
 from mnistlab.cli.common import check_count, data_flags, rich_console, store_flag
 from mnistlab.config import TrainConfig
+from mnistlab.errors import ConfigError, choices_error
 
 # exit code when --no-wait stops while other processes still hold runs
 EXIT_STILL_RUNNING = 3
@@ -38,7 +39,9 @@ def worker_flags(sub: argparse.ArgumentParser) -> None:
         "holds a core ran its epochs 4-9x slower",
     )
     sub.add_argument(
-        "--runs-dir", default="runs", help="root of the per-run directories (default: runs)"
+        "--runs-dir",
+        help="root of the per-run directories (default: beside a SQLite store, in its folder; "
+        "./runs for a PostgreSQL one)",
     )
     sub.add_argument(
         "--fuse",
@@ -84,12 +87,38 @@ def check_device(name: str | None) -> None:
 def cmd_suites(args: argparse.Namespace) -> int:
     from mnistlab.experiments.suites import builtin_suites, load_suite
 
+    if args.show is not None:
+        paths = builtin_suites()
+        if args.show not in paths:
+            raise choices_error("suite", args.show, list(paths))
+        # the file as shipped, comments and all: a start for a suite of your own
+        sys.stdout.write(paths[args.show].read_text())
+        return 0
     for name in builtin_suites():
         suite = load_suite(name)
         print(f"{name:10} {len(suite.cells):3} configs  {suite.description}")
         if args.verbose:
             for cell in suite.cells:
                 print(f"    {cell.name}")
+    return 0
+
+
+def cmd_examples(args: argparse.Namespace) -> int:
+    from importlib import resources
+
+    source = resources.files("mnistlab") / "examples"
+    names = sorted(entry.name for entry in source.iterdir() if entry.name != "__init__.py"
+                   and not entry.name.startswith((".", "__")))  # fmt: skip
+    clashes = [name for name in names if (args.dir / name).exists()]
+    if clashes:
+        raise ConfigError(
+            f"{args.dir} already has {', '.join(clashes)}; choose another directory (nothing "
+            "was copied)"
+        )
+    args.dir.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (args.dir / name).write_bytes((source / name).read_bytes())
+    print(f"copied {', '.join(names)} to {args.dir}")
     return 0
 
 
@@ -121,11 +150,23 @@ def cmd_grid(args: argparse.Namespace) -> int:
     total = len(suite.cells) * seeds
     print(
         f"suite {suite.name}: {total} runs ({len(suite.cells)} configs x {seeds} seeds), "
-        f"{added} newly queued, store {args.store}, {args.workers} worker(s)"
+        f"{added} newly queued, store {args.store}, run directories under "
+        f"{runs_root(args)}, {args.workers} worker(s)"
     )
     cells = {cell.config.config_hash() for cell in suite.runs(seeds)}
     trusted = _trusted(args, [cell.config for cell in suite.cells])
     return _run_and_report(store, suite.name, args, data_dir, cells, trusted)
+
+
+def runs_root(args: argparse.Namespace) -> Path:
+    """--runs-dir, else beside the store: a SQLite file's folder (the default store,
+    runs/mnistlab.db, keeps its runs in runs/), else ./runs."""
+    if args.runs_dir:
+        return Path(args.runs_dir)
+    prefix = "sqlite:///"
+    if args.store.startswith(prefix) and args.store[len(prefix) :] not in ("", ":memory:"):
+        return Path(args.store[len(prefix) :]).parent
+    return Path("runs")
 
 
 def _trusted(args: argparse.Namespace, configs: list[TrainConfig]) -> Any:
@@ -173,7 +214,7 @@ def _run_and_report(
             suite,
             workers=args.workers,
             threads=args.threads,
-            runs_root=Path(args.runs_dir),
+            runs_root=runs_root(args),
             data_dir=data_dir,
             progress=not args.no_progress and sys.stderr.isatty(),
             tracker=tracker,
@@ -346,7 +387,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
                 train_subset=args.train_subset,
                 device=args.device,
                 data_dir=data_dir,
-                runs_root=Path(args.runs_dir),
+                runs_root=runs_root(args),
                 tracker=tracker,
                 wait=not args.no_wait,
             )
@@ -371,7 +412,21 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def add_commands(commands: Any) -> None:
     sub = commands.add_parser("suites", help="list the built-in experiment suites")
     sub.add_argument("-v", "--verbose", action="store_true", help="also list every config")
+    sub.add_argument(
+        "--show",
+        metavar="NAME",
+        help="print a built-in suite's TOML (to copy and edit: mnistlab grid PATH.toml)",
+    )
     sub.set_defaults(handler=cmd_suites)
+
+    sub = commands.add_parser(
+        "examples",
+        help="copy the example files (a model file, a suite, a search space, a notebook) to DIR",
+        description="Copy the files docs/own-model.md uses (nets.py, own_suite.toml, "
+        "own_space.toml, own_model.ipynb) into DIR; an existing file is never overwritten.",
+    )
+    sub.add_argument("dir", type=Path, help="where to put them (created if missing)")
+    sub.set_defaults(handler=cmd_examples)
 
     sub = commands.add_parser(
         "grid",
@@ -469,7 +524,9 @@ def add_commands(commands: Any) -> None:
     )
     store_flag(sub)
     sub.add_argument(
-        "--runs-dir", default="runs", help="root of the per-trial directories (default: runs)"
+        "--runs-dir",
+        help="root of the per-trial directories (default: beside a SQLite store, in its "
+        "folder; ./runs for a PostgreSQL one)",
     )
     data_flags(sub)
     sub.set_defaults(handler=cmd_tune)
