@@ -245,3 +245,21 @@ def test_grid_run_directories_go_beside_a_sqlite_store():
     assert root("sqlite:////abs/grid.db") == Path("/abs")
     assert root("postgresql://host/db") == Path("runs")
     assert root("sqlite:///lab/x/grid.db", "elsewhere") == Path("elsewhere")
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["train", "--out", "{file}/sub", "--epochs", "1"], "is a file, not a directory"),
+        (["grid", "seed004", "--device", "nosuch", "--store", "sqlite:///{tmp}/x.db"],
+         "unknown device 'nosuch'; valid choices: auto, cpu, cuda, mps"),
+    ],
+)  # fmt: skip
+def test_clumsy_paths_and_devices_are_one_line_errors(capsys, tmp_path, argv, fragment):
+    from mnistlab.cli import main
+
+    (tmp_path / "afile").write_text("")
+    values = {"file": str(tmp_path / "afile"), "tmp": str(tmp_path)}
+    code = main([arg.format(**values) for arg in argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and fragment in err[0]

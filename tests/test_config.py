@@ -58,7 +58,15 @@ def test_hash_ignores_labels_but_not_values():
         ({"colour": "red"}, "unknown key 'colour'; valid keys:"),
         ({"scheduler": "phases", "milestones": [5], "phase_lrs": [0.1]}, "phase_lrs"),
         ({"val_size": 60000}, "val_size must be in 1..59999"),
-        ({"no_aug_last": 20, "epochs": 10}, "no_aug_last"),
+        (
+            {"no_aug_last": 20, "epochs": 10},
+            "no_aug_last (20) exceeds epochs (10): give --no-aug-last",
+        ),
+        ({"lr": 1e308}, "lr must be a finite number > 0.0 and <= 1000.0"),
+        ({"seed": 99999999999999999999}, "seed must be in 0..9223372036854775807"),
+        ({"split_seed": -1}, "split_seed must be in 0.."),
+        ({"plateau_metric": "test_acc"}, "valid choices: val_acc, val_loss"),
+        ({"erase_scale": [0.5, 0.1]}, "erase_scale must be two fractions"),
     ],
 )
 def test_bad_values_are_one_line_errors(changes, fragment):

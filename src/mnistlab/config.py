@@ -228,12 +228,15 @@ def validate(config: TrainConfig) -> None:
     for key in positive_ints:
         if getattr(config, key) <= 0:
             raise ConfigError(f"{key} must be > 0, got {getattr(config, key)}")
+    for key in ("seed", "split_seed"):
+        if not 0 <= getattr(config, key) < 2**63:  # torch's generators take a signed 64-bit int
+            raise ConfigError(f"{key} must be in 0..{2**63 - 1}, got {getattr(config, key)}")
     non_negative_ints = ("train_subset", "no_aug_last", "swa_start", "patience", "max_params")
     for key in non_negative_ints:
         if getattr(config, key) < 0:
             raise ConfigError(f"{key} must be >= 0, got {getattr(config, key)}")
     floats = {
-        "lr": (0.0, math.inf, False),
+        "lr": (0.0, 1e3, False),  # beyond this the update overflows float32 (1e308: a crash)
         "momentum": (0.0, 1.0, True),
         "weight_decay": (0.0, math.inf, True),
         "pct_start": (0.0, 1.0, False),

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mnistlab.cli.common import check_count, data_flags, rich_console, store_flag
-from mnistlab.config import TrainConfig
+from mnistlab.config import DEVICES, TrainConfig
 from mnistlab.errors import ConfigError, choices_error
 
 # exit code when --no-wait stops while other processes still hold runs
@@ -81,6 +81,8 @@ def check_device(name: str | None) -> None:
     if name is not None:
         from mnistlab.engine.device import resolve_device
 
+        if name not in DEVICES:
+            raise choices_error("device", name, DEVICES)
         resolve_device(name)
 
 
@@ -127,6 +129,8 @@ def _grid_overrides(args: argparse.Namespace) -> dict[str, Any]:
     for key in ("epochs", "train_subset", "val_size", "device"):
         if getattr(args, key, None) is not None:
             overrides[key] = getattr(args, key)
+    if "device" in overrides and overrides["device"] not in DEVICES:
+        raise choices_error("device", overrides["device"], DEVICES)
     return overrides
 
 

@@ -21,3 +21,8 @@ def check_out_dir(out: Path, *, flag: str = "--out ", fix: str = "choose a new d
     """Refuse a run directory that holds files (an earlier run's), naming the fix."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"{flag}{out} exists and is not empty; {fix}")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{flag}{out}: {parent} is a file, not a directory; {fix}")
+            break
