@@ -513,6 +513,7 @@ def test_export_onnx_matches_pytorch(capsys, tmp_path):
     proto = onnx.load(out_file)
     meta = {p.key: p.value for p in proto.metadata_props}
     assert json.loads(meta["mnistlab.config"])["model"] == "tiny"
+    assert meta["mnistlab.output_kind"] == "logits"
     session = ort.InferenceSession(str(out_file), providers=["CPUExecutionProvider"])
     for batch in (1, 3):  # the batch axis is dynamic
         logits = session.run(None, {"input": np.zeros((batch, 1, 28, 28), np.float32)})[0]
@@ -916,3 +917,19 @@ def test_only_the_cli_and_the_registry_import_inference():
         if relative.startswith("inference/") or relative in allowed:
             continue
         assert "mnistlab.inference" not in path.read_text(), f"{relative} imports inference"
+
+
+def test_export_names_log_probabilities_in_the_metadata(tmp_path):
+    """A model ending in log_softmax exports as such: the metadata does not call it logits."""
+    for module in ("onnx", "onnxruntime", "onnxscript"):
+        pytest.importorskip(module, reason=f"{module} not importable", exc_type=ImportError)
+    import onnx
+
+    from mnistlab.config import TrainConfig
+    from mnistlab.inference.export import export_onnx
+    from summary_corpus import CORPUS
+
+    out = export_onnx(CORPUS["lenet_dense"][0](), TrainConfig(), tmp_path / "lenet.onnx")
+    meta = {p.key: p.value for p in onnx.load(out).metadata_props}
+    assert meta["mnistlab.output_kind"] == "log-probabilities"
+    assert meta["mnistlab.output"].startswith("float32 [N,10] log-probabilities")
