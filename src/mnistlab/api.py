@@ -34,6 +34,7 @@ from mnistlab.models.reference import (
     check_model,
     check_trainable_output,
     checked_options,
+    definition,
     factory_options,
 )
 from mnistlab.models.registry import create_model
@@ -182,7 +183,7 @@ class Summary:
 
 
 def _describe(model: Any) -> str:
-    target = model if inspect.isclass(model) or inspect.isfunction(model) else type(model)
+    target = definition(model)
     return f"{target.__module__}:{target.__qualname__}"
 
 
@@ -197,7 +198,7 @@ def _source(model: Any) -> str:
     notebook (`__main__`, whose file may train or plot when run) the definition itself, or the
     text of the notebook cell that defined it. "" when Python finds neither: the run record
     then says so."""
-    target = model if inspect.isclass(model) or inspect.isfunction(model) else type(model)
+    target = definition(model)
     if target.__module__ != "__main__":
         try:
             inspect.getsource(target)  # defined in that file (not built at run time)
@@ -354,7 +355,7 @@ def _run_name(model: Any) -> str:
     """A run's default name: the model's (`StudentNet`, `tiny`, `Net` for nets.py:Net)."""
     if isinstance(model, str):
         return model.rpartition(":")[2] or model
-    target = model if inspect.isclass(model) or inspect.isfunction(model) else type(model)
+    target = definition(model)
     return re.sub(r"[^A-Za-z0-9_.-]", "_", getattr(target, "__name__", "model"))
 
 

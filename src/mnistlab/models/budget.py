@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,7 +10,12 @@ from torch import nn
 
 from mnistlab.errors import ConfigError
 from mnistlab.models.blocks import count_params
-from mnistlab.models.reference import call_factory, checked_options, factory_options
+from mnistlab.models.reference import (
+    call_factory,
+    checked_options,
+    definition,
+    factory_options,
+)
 from mnistlab.models.registry import create_model, model_options
 
 FLOAT_STEPS = (1, 400)  # a float option is searched on a 0.01 grid, 0.01 .. 4.0
@@ -39,7 +43,7 @@ def _builder(model: str | Callable[..., nn.Module]) -> tuple[str, dict[str, Any]
             "fitting to a budget needs a model name, a reference like nets.py:Net, or an "
             f"nn.Module class or factory (to build at several widths); got {type(model).__name__}"
         )
-    target = model if inspect.isclass(model) or inspect.isfunction(model) else type(model)
+    target = definition(model)
     label = getattr(target, "__qualname__", type(model).__name__)
     defaults, required = factory_options(model)
 

@@ -182,6 +182,12 @@ def load_attribute(ref: ModelRef, expected_sha256: str = "") -> Callable[..., An
     )
 
 
+def definition(model: Any) -> Any:
+    """The class or function that defines `model` (a class, a factory, or an instance's
+    class): what its name, module and source are read from."""
+    return model if inspect.isclass(model) or inspect.isfunction(model) else type(model)
+
+
 def factory_options(factory: Callable[..., Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
     """(options with defaults, required option names) from a class's or function's signature."""
     target = factory.__init__ if inspect.isclass(factory) else factory  # type: ignore[misc]
