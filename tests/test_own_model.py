@@ -553,24 +553,6 @@ def _trial_configs(url: str, study: str) -> list[dict]:
     return [t.user_attrs["config"] for t in trials]
 
 
-def test_fused_runs_of_a_user_model_keep_its_source(tmp_path, small_splits):
-    # grid --fuse trains through engine.fused, not train_run: its run dirs need the copy too,
-    # or their checkpoints could never be loaded (only the saved copy is ever built)
-    from mnistlab.engine.fused import train_fused
-    from mnistlab.run import layer_config
-
-    nets = write_nets(tmp_path)
-    configs = [
-        layer_config({**QUICK_BASE, "model": f"{nets}:Net", "lr": lr}) for lr in (0.05, 0.02)
-    ]
-    dirs = [tmp_path / "a", tmp_path / "b"]
-    train_fused(configs, small_splits, dirs)
-    for run_dir in dirs:
-        assert sha256(run_dir / "model_source.py") == sha256(nets)
-        code = main(["eval", "--checkpoint", str(run_dir / "best.pt"), "--json"])
-        assert code == 0
-
-
 def _state(path: Path) -> dict:
     import torch
 

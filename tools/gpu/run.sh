@@ -28,11 +28,9 @@ if [[ $PHASES == *smoke* ]]; then
     python3 -c "import torch, optuna; print('torch', torch.__version__, 'optuna', optuna.__version__)"
     timeout 120 python3 tools/gpu/smoke.py
     timed "train 2 epochs on cuda" 60 mnistlab train --device cuda --epochs 2 --no-progress --out "$T/train"
-    for fuse in on off; do
-      timed "grid seed000 1 epoch, fuse=$fuse" 60 mnistlab grid seed000 --device cuda \
-        --fuse "$fuse" --epochs 1 --train-subset 5000 --val-size 2000 --no-progress \
-        --store "sqlite:///$T/g$fuse.db" --runs-dir "$T/g$fuse"
-    done
+    timed "grid seed000 1 epoch" 60 mnistlab grid seed000 --device cuda \
+      --epochs 1 --train-subset 5000 --val-size 2000 --no-progress \
+      --store "sqlite:///$T/g.db" --runs-dir "$T/g"
     timed "tune x3 on cuda" 60 mnistlab tune --space budget8k --trials 3 --max-epochs 1 \
       --train-subset 2000 --device cuda --store "sqlite:///$T/t.db" --runs-dir "$T/t"
     timed "predict (cuda checkpoint)" 30 mnistlab predict --checkpoint "$T/train/best.pt" docs/digits
@@ -43,7 +41,7 @@ fi
 if [[ $PHASES == *repro* ]]; then
   # one grid process per suite, side by side on the one GPU; then 3 seeds of each top 3 (by val)
   suite() {  # suite NAME WORKERS
-    local s=$SECONDS common=(--device cuda --fuse off --no-progress --store "sqlite:///$STORES/$1.db" --runs-dir "$T/runs/$1")
+    local s=$SECONDS common=(--device cuda --no-progress --store "sqlite:///$STORES/$1.db" --runs-dir "$T/runs/$1")
     mnistlab grid "$1" --workers "$2" "${common[@]}" 2>&1 | tail -n 3
     echo "== $1 first pass: $((SECONDS - s))s"
     mnistlab grid "$1" --top 3 --seeds 3 --workers 3 "${common[@]}" 2>&1 | tail -n 3

@@ -23,7 +23,6 @@ from mnistlab.config import TrainConfig
 from mnistlab.data import AugmentConfig, load_mnist, split_mnist
 from mnistlab.engine.averaging import make_ema
 from mnistlab.engine.device import resolve_device
-from mnistlab.engine.fused import train_fused
 from mnistlab.engine.loop import train_one_epoch
 from mnistlab.engine.optim import Schedule, create_optimizer
 from mnistlab.engine.trainer import train_run
@@ -109,23 +108,6 @@ for label, augment, ema in (
 def _dropout() -> str:
     ones = torch.ones(1 << 20, device=DEVICE)
     return f"{(Dropout(0.25).to(DEVICE).train()(ones) == 0).float().mean():.3f}"
-
-
-@check("fused x4 vs one-at-a-time; val_acc fused/seq")
-def _fused() -> str:
-    configs = [
-        TrainConfig(device="cuda", epochs=1, no_aug_last=0, optimizer=o, lr=lr)
-        for o, lr in (("sgd", 0.05), ("adam", 0.003), ("sgd", 0.02), ("adamw", 0.002))
-    ]
-    started = time.perf_counter()
-    fused = train_fused(configs, splits)
-    fused_s = time.perf_counter() - started
-    started = time.perf_counter()
-    one_by_one = [train_run(c, splits, **QUIET) for c in configs]
-    seq_s = time.perf_counter() - started
-    vals = [round(r.summary["val_acc"], 1) for r in fused]
-    seq_vals = [round(r.summary["val_acc"], 1) for r in one_by_one]
-    return f"{seq_s / fused_s:.2f}x ({fused_s:.1f}s vs {seq_s:.1f}s); {vals} / {seq_vals}"
 
 
 @check("same seed twice on cuda")

@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(
             f"mnistlab {args.command}: error: out of GPU memory: use a smaller --batch-size "
-            "(grid: --fuse-max or --fuse off), or --device cpu",
+            "or --device cpu",
             file=sys.stderr,
         )
         return 1

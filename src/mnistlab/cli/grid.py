@@ -43,20 +43,6 @@ def worker_flags(sub: argparse.ArgumentParser) -> None:
         help="root of the per-run directories (default: beside a SQLite store, in its folder; "
         "./runs for a PostgreSQL one)",
     )
-    sub.add_argument(
-        "--fuse",
-        choices=("auto", "on", "off"),
-        default="auto",
-        help="train runs that share an architecture and data settings together, one "
-        "batched forward/backward (auto: off, measured slower than one at a time on a CPU and "
-        "on an H100; default: auto)",
-    )
-    sub.add_argument(
-        "--fuse-max",
-        type=int,
-        default=8,
-        help="at most this many runs trained together (default: 8)",
-    )
     sub.add_argument("--no-progress", action="store_true", help="no progress bars")
     sub.add_argument(
         "--no-wait",
@@ -70,7 +56,6 @@ def worker_flags(sub: argparse.ArgumentParser) -> None:
 def check_worker_flags(args: argparse.Namespace) -> None:
     """One-line errors for worker_flags' counts, before anything is queued or loaded."""
     check_count("--workers", args.workers)
-    check_count("--fuse-max", args.fuse_max)
     if args.threads is not None:
         check_count("--threads", args.threads)
 
@@ -220,8 +205,6 @@ def _run_and_report(
             data_dir=data_dir,
             progress=not args.no_progress and sys.stderr.isatty(),
             tracker=tracker,
-            fuse=args.fuse,
-            fuse_max=args.fuse_max,
             cells=cells,
             wait=not args.no_wait,
             trusted=trusted,

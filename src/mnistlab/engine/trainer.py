@@ -165,9 +165,8 @@ class RunState:
     """One run's state and bookkeeping around its training steps.
 
     Model, optimizer, schedule, weight averages, per-epoch records, the weights chosen on val,
-    the run directory. Whoever drives the training steps (`train_run` for one model,
-    `engine.fused` for several models trained together) calls `end_epoch` after each epoch and
-    `finish` at the end, so selection, checkpoints and the summary are the same code for both.
+    the run directory. `train_run` drives the training steps and calls `end_epoch` after each
+    epoch and `finish` at the end.
     """
 
     def __init__(
@@ -202,7 +201,7 @@ class RunState:
         if out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(out_dir / "config.toml", config.to_toml())
-            if not (out_dir / SOURCE_COPY).exists():  # one run or fused: every run dir gets it
+            if not (out_dir / SOURCE_COPY).exists():  # a resumed run keeps its copy
                 write_model_source(out_dir, config)
         self.records: list[EpochRecord] = []
         self.best: dict[str, Any] = {

@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnistlab.config import TrainConfig
-from mnistlab.engine.fused import fuse_key
-from mnistlab.errors import ConfigError, MnistlabError, choices_error
+from mnistlab.errors import ConfigError, MnistlabError
 from mnistlab.experiments import store as store_module
 from mnistlab.experiments.results import config_rows
 from mnistlab.experiments.store import Holder, Progress, RunStore, poll_seconds
@@ -108,7 +107,6 @@ def _worker_main(
     import torch
 
     from mnistlab.data import load_mnist, split_mnist
-    from mnistlab.engine.fused import train_fused
     from mnistlab.engine.trainer import train_run
 
     torch.set_num_threads(threads)
@@ -124,15 +122,14 @@ def _worker_main(
             continue
         if task is None:
             return
-        group = task  # [(trial_id, config dict, run dir)]: one run, or several trained fused
+        trial_id, config_dict, run_dir = task
         try:
-            configs = [TrainConfig.from_dict(config_dict) for _, config_dict, _ in group]
-            first = configs[0]
+            config = TrainConfig.from_dict(config_dict)
             splits = split_mnist(
                 data,
-                val_size=first.val_size,
-                seed=first.split_seed,
-                train_subset=first.train_subset or None,
+                val_size=config.val_size,
+                seed=config.split_seed,
+                train_subset=config.train_subset or None,
             )
 
             def on_epoch(record: Any, trial_id: int) -> None:
@@ -140,38 +137,21 @@ def _worker_main(
                     raise SystemExit(0)  # the coordinator is gone: stop, the run will be retried
                 events.put(("epoch", index, trial_id, record.as_row()))
 
-            callbacks = [partial(on_epoch, trial_id=trial_id) for trial_id, _, _ in group]
-            if len(group) == 1:
-                results = [
-                    train_run(
-                        first,
-                        splits,
-                        Path(group[0][2]),
-                        progress=False,
-                        on_epoch=callbacks[0],
-                        log=None,
-                    )
-                ]
-            else:
-                results = train_fused(
-                    configs, splits, [Path(d) for _, _, d in group], on_epoch=callbacks
-                )
-            for (trial_id, _, _), result in zip(group, results, strict=True):
-                rows = [r.as_row() for r in result.epochs]
-                events.put(("done", index, trial_id, (result.summary, rows)))
+            result = train_run(
+                config,
+                splits,
+                Path(run_dir),
+                progress=False,
+                on_epoch=partial(on_epoch, trial_id=trial_id),
+                log=None,
+            )
+            rows = [r.as_row() for r in result.epochs]
+            events.put(("done", index, trial_id, (result.summary, rows)))
         except Exception as error:  # recorded, the grid goes on
             message = f"{type(error).__name__}: {error}"
             if isinstance(error, torch.OutOfMemoryError):
-                message = (
-                    f"out of device memory training {len(group)} run(s) together: use a "
-                    "smaller batch_size or `grid --fuse-max` (or --fuse off)"
-                )
-            for trial_id, _, _ in group:
-                events.put(("error", index, trial_id, message))
-
-
-FUSE_CHOICES = ("auto", "on", "off")
-DEFAULT_FUSE_MAX = 8
+                message = "out of device memory: use a smaller batch_size"
+            events.put(("error", index, trial_id, message))
 
 
 def run_grid(
@@ -185,8 +165,6 @@ def run_grid(
     progress: bool = True,
     log: Callable[[str], None] = print,
     tracker: Tracker | None = None,
-    fuse: str = "auto",
-    fuse_max: int = DEFAULT_FUSE_MAX,
     cells: Collection[str] | None = None,
     wait: bool = True,
     trusted: TrustedModels | None = None,
@@ -199,10 +177,6 @@ def run_grid(
     and take them back when their holder dies or goes silent; `wait=False` returns instead
     (`outcome.progress.held` lists them).
 
-    `fuse`: train up to `fuse_max` claimed runs that share a `fuse_key` together in one worker
-    (`engine.fused`): "on" or "off"; "auto" = off, what measured faster everywhere so far
-    (fused ran at 0.59x of one-at-a-time on the 2-core CPU and 0.84x on an H100: see
-    docs/benchmarks.md).
     `threads`: torch threads in each worker (default: cores // workers).
     `tracker` (e.g. MLflow) gets each run's config, epochs and summary from this process, which
     receives them anyway; the caller opens and closes it.
@@ -214,10 +188,6 @@ def run_grid(
     the experiment's (it is outside the config hash): a run queued by a GPU grid is trained on
     this CPU when this process claims it; each run's summary records the device it ran on."""
     trusted = trusted if trusted is not None else TrustedModels()
-    if fuse not in FUSE_CHOICES:
-        raise choices_error("fuse", fuse, list(FUSE_CHOICES))
-    if fuse_max < 1:
-        raise ConfigError(f"fuse_max must be >= 1, got {fuse_max}")
     study = store.study(suite_name, create=False)
     outcome = GridOutcome(suite=suite_name)
     started = time.perf_counter()
@@ -238,21 +208,17 @@ def run_grid(
 
     processes = [start_worker(i) for i in range(workers)]
     ready: set[int] = set()  # workers that loaded the data and wait for runs
-    # worker -> {trial_id: label} of the run(s) it trains (several when fused); first = shown
-    busy: dict[int, dict[int, str]] = {}
+    busy: dict[int, tuple[int, str]] = {}  # worker -> (trial_id, label) of the run it trains
     display = _GridDisplay(progress, store.pending(study), suite_name)
     last_beat = time.monotonic()
     exhausted = False  # the last claim found nothing: look again only every poll_seconds()
     last_look = 0.0
     waiting = _WaitLine(log)
 
-    def end(index: int, trial_id: int) -> None:
-        group = busy[index]
-        group.pop(trial_id, None)
+    def end(index: int) -> None:
+        busy.pop(index)
         display.run_done(index)
-        if not group:
-            busy.pop(index)
-            display.end_worker(index)
+        display.end_worker(index)
 
     try:
         while True:
@@ -261,35 +227,27 @@ def run_grid(
             for index in range(workers):
                 if index in busy or exhausted:
                     continue
-                group = _claim_group(store, study, fuse, fuse_max, trusted, outcome.refused, log)
-                if not group:
+                trial = _claim(store, study, trusted, outcome.refused, log)
+                if trial is None:
                     exhausted, last_look = True, time.monotonic()
                     break
-                payload = []
-                for trial in group:
-                    run_dir = run_dir_for(
-                        runs_root,
-                        suite_name,
-                        trial.user_attrs["name"],
-                        trial.user_attrs["seed"],
-                        trial.number,
+                attrs = trial.user_attrs
+                run_dir = run_dir_for(
+                    runs_root, suite_name, attrs["name"], attrs["seed"], trial.number
+                )
+                store.set_attr(trial._trial_id, "run_dir", str(run_dir))
+                config = trusted.localize(attrs["config"])  # this machine's copy
+                tasks[index].put((trial._trial_id, {**config, "device": device}, str(run_dir)))
+                if tracker is not None:
+                    tracker.start(
+                        trial._trial_id,
+                        _label(trial),
+                        attrs["config"],
+                        {"suite": suite_name, "trial": trial.number},
+                        run_dir=run_dir,
                     )
-                    store.set_attr(trial._trial_id, "run_dir", str(run_dir))
-                    config = trusted.localize(trial.user_attrs["config"])  # this machine's copy
-                    config = {**config, "device": device}
-                    payload.append((trial._trial_id, config, str(run_dir)))
-                    if tracker is not None:
-                        tracker.start(
-                            trial._trial_id,
-                            _label(trial),
-                            trial.user_attrs["config"],
-                            {"suite": suite_name, "trial": trial.number},
-                            run_dir=run_dir,
-                        )
-                tasks[index].put(payload)
-                busy[index] = {trial._trial_id: _label(trial) for trial in group}
-                shown = _label(group[0]) + (f" + {len(group) - 1} fused" if len(group) > 1 else "")
-                display.start_worker(index, shown, group[0].user_attrs["config"]["epochs"])
+                busy[index] = (trial._trial_id, _label(trial))
+                display.start_worker(index, _label(trial), attrs["config"]["epochs"])
             if not busy:
                 state = store.progress(study, cells)
                 if state.waiting and state.waiting <= len(outcome.refused):
@@ -307,33 +265,32 @@ def run_grid(
                 kind = ""
             if kind == "ready":
                 ready.add(index)
-            elif kind and trial_id not in busy.get(index, {}):
+            elif kind and busy.get(index, (None,))[0] != trial_id:
                 kind = ""  # from a run already given back (its worker was replaced)
             if kind == "epoch":
                 if not store.report_epoch(trial_id, payload["epoch"], payload["val_acc"]):
-                    log(f"{busy[index][trial_id]}: taken back by another process meanwhile")
-                if trial_id == next(iter(busy[index])):
-                    display.epoch(index)
+                    log(f"{busy[index][1]}: taken back by another process meanwhile")
+                display.epoch(index)
                 if tracker is not None:
                     tracker.epoch(trial_id, payload)
             elif kind == "done":
                 summary, rows = payload
                 if not store.finish(trial_id, summary, rows):
                     # this process went silent too long; the cell's re-queued copy counts
-                    log(f"{busy[index][trial_id]}: taken back meanwhile; this result not stored")
-                    end(index, trial_id)
+                    log(f"{busy[index][1]}: taken back meanwhile; this result not stored")
+                    end(index)
                     continue
                 if tracker is not None:
                     tracker.finish(trial_id, summary)
                 if summary.get("state") == "diverged":
                     outcome.diverged += 1
                     epoch = summary.get("diverged_epoch")
-                    log(f"{busy[index][trial_id]}: diverged at epoch {epoch}")
+                    log(f"{busy[index][1]}: diverged at epoch {epoch}")
                 else:
                     outcome.finished += 1
-                end(index, trial_id)
+                end(index)
             elif kind == "error":
-                label = busy[index][trial_id]
+                label = busy[index][1]
                 outcome.failed += 1
                 outcome.errors.append(f"{label}: {payload}")
                 log(f"{label}: failed: {payload}")
@@ -342,40 +299,38 @@ def run_grid(
                 store.fail(trial_id, "error")
                 if tracker is not None:
                     tracker.fail(trial_id, payload)
-                end(index, trial_id)
+                end(index)
             for index, process in enumerate(processes):
                 # an exception at start-up (exit code > 0), not a kill (< 0): restarting the
                 # worker would fail the same way, forever
                 worker_started = index in ready or not events.empty()
                 if not process.is_alive() and (process.exitcode or 0) > 0 and not worker_started:
-                    for trial_id in list(busy.get(index, {})):
-                        store.release(study, trial_id, "worker-died")
-                        end(index, trial_id)
+                    if index in busy:
+                        store.release(study, busy[index][0], "worker-died")
+                        end(index)
                     raise WorkerStartError(
                         f"worker process {index} exited before it started (exit code "
                         f"{process.exitcode}); from a Python script, call mnistlab.grid under "
                         "`if __name__ == '__main__':` (worker processes import the script)"
                     )
-            for index, group in list(busy.items()):
+            for index, (trial_id, label) in list(busy.items()):
                 if not processes[index].is_alive():
-                    # a worker killed under us: give its run(s) back, start a fresh worker
-                    for trial_id, label in list(group.items()):
-                        outcome.retried += 1
-                        log(f"{label}: worker {index} died; run queued again")
-                        store.release(study, trial_id, "worker-died")
-                        if tracker is not None:
-                            tracker.fail(trial_id, "worker died")
-                        end(index, trial_id)
+                    # a worker killed under us: give its run back, start a fresh worker
+                    outcome.retried += 1
+                    log(f"{label}: worker {index} died; run queued again")
+                    store.release(study, trial_id, "worker-died")
+                    if tracker is not None:
+                        tracker.fail(trial_id, "worker died")
+                    end(index)
                     tasks[index] = context.Queue()  # the dead worker may hold the old one's lock
                     processes[index] = start_worker(index)
                     ready.discard(index)
             if time.monotonic() - last_beat > store_module.HEARTBEAT_SECONDS / 2:
-                for group in busy.values():
-                    for trial_id in group:
-                        store.heartbeat(trial_id)
+                for trial_id, _ in busy.values():
+                    store.heartbeat(trial_id)
                 last_beat = time.monotonic()
     except KeyboardInterrupt:
-        claimed = [trial_id for group in busy.values() for trial_id in group]
+        claimed = [trial_id for trial_id, _ in busy.values()]
         for trial_id in claimed:
             store.release(study, trial_id, "interrupted")
         log(f"interrupted: {len(claimed)} unfinished run(s) queued again; run `grid` to resume")
@@ -417,18 +372,15 @@ def _label(trial: Any) -> str:
     return f"{trial.user_attrs['name']} s{trial.user_attrs['seed']}"
 
 
-def _claim_group(
+def _claim(
     store: RunStore,
     study: Any,
-    fuse: str,
-    fuse_max: int,
     trusted: TrustedModels,
     refused: list[str],
     log: Callable[[str], None],
-) -> list[Any]:
-    """One claimed run, plus (when fusing) up to fuse_max - 1 more that can train with it.
-
-    A run whose model code this process was not given stays queued; it is named once."""
+) -> Any:
+    """One claimed run, or None. A run whose model code this process was not given stays
+    queued; it is named once."""
 
     def allowed(attrs: dict[str, Any]) -> bool:
         if trusted.localize(attrs.get("config", {})) is not None:
@@ -439,24 +391,7 @@ def _claim_group(
             log(f"{label}: refused: {trusted.refusal(attrs.get('config', {}))}")
         return False
 
-    first = store.claim(study, accept=allowed)
-    if first is None:
-        return []
-    group = [first]
-    if fuse != "on":
-        return group
-    key = fuse_key(TrainConfig.from_dict(first.user_attrs["config"]))
-    while len(group) < fuse_max:
-        more = store.claim(
-            study,
-            accept=lambda attrs: (
-                allowed(attrs) and fuse_key(TrainConfig.from_dict(attrs["config"])) == key
-            ),
-        )
-        if more is None:
-            break
-        group.append(more)
-    return group
+    return store.claim(study, accept=allowed)
 
 
 class _GridDisplay:

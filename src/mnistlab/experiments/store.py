@@ -338,7 +338,8 @@ class RunStore:
     ) -> FrozenTrial | None:
         """Atomically move one WAITING trial to RUNNING and return it; None when none is left.
 
-        `accept(user_attrs)` limits the claim to matching runs (runs that can train fused)."""
+        `accept(user_attrs)` limits the claim to matching runs (runs whose model code this process
+        may run)."""
         with self.lock():
             self.take_back(study)
             trials = study.get_trials(deepcopy=False)

@@ -115,11 +115,6 @@ def dropout_keep_mask(
     return mask.copy_(keep).mul_(1.0 / (1.0 - p))
 
 
-def is_functorch_wrapped(x: torch.Tensor) -> bool:
-    """True inside vmap/grad (fused training), where layout tricks have no batching rule."""
-    return torch._C._functorch.is_functorch_wrapped_tensor(x)
-
-
 def is_channels_last(x: torch.Tensor) -> bool:
     """True for a 4-d tensor laid out NHWC (and not also plain contiguous, e.g. C = 1)."""
     return (
@@ -129,24 +124,16 @@ def is_channels_last(x: torch.Tensor) -> bool:
     )
 
 
-def channels_last_for_cpu_training(
-    x: torch.Tensor, module: nn.Module, weight: torch.Tensor
-) -> torch.Tensor:
+def channels_last_for_cpu_training(x: torch.Tensor, module: nn.Module) -> torch.Tensor:
     """`x` copied to NHWC when `module` trains on the CPU with autograd, else `x` itself.
 
     In NCHW, oneDNN's backward for 8- and 12-channel convs runs a slow AVX2 kernel on
     8-channel blocks; NHWC (with the dropout masks made NHWC too) was 1.19-1.24x per step of
     `tiny` (docs/benchmarks.md). With one channel NCHW strides already count as NHWC, so the
-    copy is laid out NHWC explicitly. Not under fused training (vmap over stacked weights keeps
-    NCHW, as it was measured), and not without autograd (BatchNorm re-estimated for SWA): NHWC
+    copy is laid out NHWC explicitly. Not without autograd (BatchNorm re-estimated for SWA): NHWC
     BatchNorm's float32 sums are ~200x less precise (a mean over 1,000 images was 5e-5 off).
     """
-    if (
-        module.training
-        and torch.is_grad_enabled()
-        and x.device.type == "cpu"
-        and not (is_functorch_wrapped(x) or is_functorch_wrapped(weight))
-    ):
+    if module.training and torch.is_grad_enabled() and x.device.type == "cpu":
         return torch.empty_like(x, memory_format=torch.channels_last).copy_(x)
     return x
 
@@ -158,13 +145,7 @@ class Dropout(nn.Dropout):
     those of nn.Dropout."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (
-            not self.training
-            or self.p == 0.0
-            or x.device.type != "cpu"
-            # inside vmap/grad (fused training) the bit-view trick has no batching rule
-            or is_functorch_wrapped(x)
-        ):
+        if not self.training or self.p == 0.0 or x.device.type != "cpu":
             return super().forward(x)
         layout = torch.channels_last if is_channels_last(x) else torch.contiguous_format
         mask = dropout_keep_mask(

@@ -62,6 +62,6 @@ class SpeedNet(nn.Module):
         self.fc = nn.Linear(top, NUM_CLASSES)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = channels_last_for_cpu_training(x, self, self.fc.weight)
+        x = channels_last_for_cpu_training(x, self)
         features = torch.flatten(self.pool(self.features(x)), 1)
         return self.fc(self.drop(features) if self.drop is not None else features)

@@ -72,7 +72,7 @@ class TinyMNISTNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.cpu_channels_last:
-            x = channels_last_for_cpu_training(x, self, self.classifier.weight)
+            x = channels_last_for_cpu_training(x, self)
         return torch.flatten(self.pool(self.classifier(self.features(x))), 1)
 
 

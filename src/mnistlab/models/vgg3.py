@@ -70,5 +70,5 @@ class VGG3(nn.Module):
         self.head = GapLinearHead(c3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = channels_last_for_cpu_training(x, self, self.head.fc.weight)
+        x = channels_last_for_cpu_training(x, self)
         return self.head(self.features(x))
