@@ -404,3 +404,102 @@ def test_seed000_suite_runs_the_settings_of_the_seeds_train_py():
     rms = cells["B_bn_do_rmsprop_plateau"]
     assert (rms.rms_alpha, rms.momentum, rms.gamma, rms.patience) == (0.9, 0.9, 0.5, 2)
     assert rms.plateau_metric == "val_acc"  # the seed's mode="max" on accuracy, on val here
+
+
+def test_seed001_and_seed004_suites_run_the_settings_of_the_seeds_code():
+    """seed001 E1/E2 as its experiment_runner.py (SGD 0.01, momentum 0.9, nothing else);
+    seed004 as its four notebooks (cited in seed004.toml)."""
+    s001 = {c.name: c.config for c in load_suite("seed001").cells}
+    for name in ("E1", "E2"):
+        c = s001[name]
+        assert (c.optimizer, c.lr, c.momentum, c.nesterov, c.weight_decay) == (
+            "sgd",
+            0.01,
+            0.9,
+            False,
+            0.0,
+        )
+        assert (c.scheduler, c.rotate_deg, c.translate, c.batch_size, c.epochs) == (
+            "none",
+            0.0,
+            0.0,
+            128,
+            15,
+        )
+    s004 = {c.name: c.config for c in load_suite("seed004").cells}
+    for c in s004.values():
+        assert (c.rotate_deg, c.translate, c.erase_p, c.erase_scale) == (
+            7.0,
+            0.08,
+            0.05,
+            (0.02, 0.05),
+        )
+        assert (c.weight_decay, c.label_smoothing, c.batch_size, c.epochs) == (1e-4, 0.05, 128, 20)
+        if c.scheduler == "onecycle":
+            assert (c.lr, c.pct_start, c.div_factor, c.final_div_factor) == (0.02, 0.2, 10.0, 100.0)
+    fixed = s004["exp_2_sgd_fixed"]
+    assert (fixed.scheduler, fixed.lr, fixed.momentum) == ("none", 0.006, 0.0)
+
+
+def _record(number: int, name: str, seed: int, config, val_acc: float, epochs=()):
+    from mnistlab.experiments.store import RunRecord
+
+    summary = {"val_acc": val_acc, "params": 1, "val_loss": 0.1, "seconds_per_epoch": 1}
+    run_config = config.replace(seed=seed).to_dict()
+    return RunRecord(number, name, seed, name, "finished", run_config, summary, list(epochs), "")
+
+
+def test_runs_of_a_changed_config_are_not_averaged_with_the_new_ones():
+    """A suite edited after a grid: the store holds E1's old runs and its new ones under one
+    name. Averaging them would report neither experiment; --top must rank the current ones."""
+    from mnistlab.experiments.results import config_rows
+    from mnistlab.experiments.runner import top_configs
+
+    suite = parse_suite(tomllib.loads(QUICK_SUITE), source="q")
+    config = {cell.name: cell.config for cell in suite.cells}
+    old = config["g_sgd_bs32"].replace(lr=0.5)  # the same name, queued by an earlier version
+    records = [
+        _record(0, "g_sgd_bs32", 0, old, 99.9),
+        _record(1, "g_sgd_bs32", 0, config["g_sgd_bs32"], 98.0),
+        _record(2, "g_sgd_bs64", 0, config["g_sgd_bs64"], 99.0),
+        _record(3, "g_adam_bs32", 0, config["g_adam_bs32"], 98.5),
+        _record(4, "g_adam_bs64", 0, config["g_adam_bs64"], 98.4),
+    ]
+    rows = {row["name"]: row for row in config_rows(records)}
+    two = [name for name in rows if name.startswith("g_sgd_bs32")]
+    assert len(two) == 2 and all("(config " in name for name in two)
+    assert sorted(rows[name]["val_acc"].mean for name in two) == [98.0, 99.9]
+    assert rows["g_sgd_bs64"]["seeds"] == 1  # a name with one config keeps its plain name
+    # the old run's 99.9 must not put g_sgd_bs32 in the top 1
+    best = top_configs(RecordsStore(records), suite, 1)  # type: ignore[arg-type]
+    assert [cell.name for cell in best.cells] == ["g_sgd_bs64"]
+
+
+def test_results_epochs_prints_each_seeds_curve_from_the_store(tmp_path, capsys):
+    """Per-epoch rows stored by a finished run, as `results --epochs` prints them (the
+    per-epoch table a seed's README shows); no training: the store is filled directly."""
+    suite = parse_suite(tomllib.loads(QUICK_SUITE), source="q")
+    config = next(cell.config for cell in suite.cells if cell.name == "g_sgd_bs32")
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    store = RunStore(url)
+    study = store.study("quick")
+    store.enqueue(study, [("g_sgd_bs32", config)])
+    trial = store.claim(study)
+    epochs = [
+        {"epoch": e, "lr": 0.1 / e, "train_loss": 1.0 / e, "train_acc": 90.0 + e,
+         "val_loss": 0.5 / e, "val_acc": 95.0 + e, "test_acc": 94.0 + e, "seconds": 2.0}
+        for e in (1, 2, 3)
+    ]  # fmt: skip
+    summary = {"val_acc": 98.0, "test_acc": 96.5, "best_epoch": 3, "params": 1}
+    assert store.finish(trial._trial_id, summary, epochs)
+    assert main(["results", "--store", url, "--epochs", "g_sgd_bs32", "--csv"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "seed,trial,epoch,lr,train_loss,train_acc,val_loss,val_acc,test_acc,seconds"
+    assert lines[3].split(",")[:3] == ["0", "0", "3"] and lines[3].split(",")[7] == "98.0"
+    assert main(["results", "--store", url, "--epochs", "g_sgd_bs32"]) == 0
+    out = capsys.readouterr().out
+    assert "g_sgd_bs32 seed 0" in out and "97.00" in out  # epoch 3's test_acc, 2 decimals
+    assert "best epoch on val: 3; test accuracy there, measured once: 96.50%" in out
+    assert main(["results", "--store", url, "--epochs", "nosuch"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown config 'nosuch'" in err and "g_sgd_bs32" in err

@@ -253,6 +253,8 @@ def cmd_results(args: argparse.Namespace) -> int:
     records = []
     for suite in suites:
         records.extend(store.records(store.study(suite, create=False)))
+    if args.epochs:
+        return _print_epochs(args, records)
     runs = run_rows(records)
     if args.json:
         print(json.dumps(runs, indent=2))
@@ -286,7 +288,8 @@ def cmd_results(args: argparse.Namespace) -> int:
     )
     for column in columns:
         table.add_column(column, justify="left" if column == "name" else "right")
-    for row in config_rows(records):
+    rows = config_rows(records)
+    for row in rows:
         seeds = str(row["seeds"]) + (f" ({row['diverged']} diverged)" if row["diverged"] else "")
         name = row["name"] + (f" (= {row['same_as']})" if row["same_as"] else "")
         table.add_row(
@@ -304,6 +307,13 @@ def cmd_results(args: argparse.Namespace) -> int:
             str(row["batch_size"]),
         )
     console.print(table)
+    stale = _stale_rows(args.suite, rows)
+    if stale:
+        console.print(
+            f"not {args.suite}'s configs as the suite is now (an earlier version of it, or "
+            f"a grid with overrides): {', '.join(stale)}",
+            markup=False,
+        )
     if args.runs:
         runs_table = Table(title="runs")
         for column in ("trial", "name", "seed", "state", "val_acc", "test_acc", "best_epoch"):
@@ -336,6 +346,79 @@ def cmd_results(args: argparse.Namespace) -> int:
             f"  running: {run['name']} s{run['seed']} (trial {run['trial']}): {held}, {beat}"
         )
     return 0
+
+
+def _current_keys(suite_name: str | None) -> set[str] | None:
+    """The config keys of a built-in suite as it is now; None for other studies."""
+    from mnistlab.experiments.suites import builtin_suites, load_suite
+
+    if suite_name not in builtin_suites():
+        return None
+    return {cell.config.replace(seed=0).config_hash() for cell in load_suite(suite_name).cells}
+
+
+def _stale_rows(suite_name: str | None, rows: list[dict[str, Any]]) -> list[str]:
+    """Rows that are none of a built-in suite's current configs; [] for other studies."""
+    from mnistlab.experiments.results import stale_rows
+
+    current = _current_keys(suite_name)
+    return [] if current is None else stale_rows(rows, current)
+
+
+def _print_epochs(args: argparse.Namespace, records: list[Any]) -> int:
+    import csv
+
+    from mnistlab.experiments.results import EPOCH_FIELDS, config_key, epoch_tables
+
+    current = _current_keys(args.suite)
+    if current is not None:  # a built-in suite: its configs as they are now
+        records = [r for r in records if config_key(r.config) in current]
+    tables = epoch_tables(records, args.epochs)
+    if args.json:
+        out = [{"seed": run.seed, "trial": run.number, "epochs": rows} for run, rows in tables]
+        print(json.dumps(out, indent=2))
+        return 0
+    if args.csv:
+        writer = csv.DictWriter(
+            sys.stdout, fieldnames=["seed", "trial", *EPOCH_FIELDS], lineterminator="\n"
+        )
+        writer.writeheader()
+        for run, rows in tables:
+            writer.writerows({"seed": run.seed, "trial": run.number, **row} for row in rows)
+        return 0
+    from rich.table import Table
+
+    console = rich_console()
+    for run, rows in tables:
+        title = f"{args.epochs} seed {run.seed} (trial {run.number}, {run.state})"
+        table = Table(title=title)
+        for field in EPOCH_FIELDS:
+            table.add_column(field, justify="right")
+        for row in rows:
+            table.add_row(*(_cell(field, row[field]) for field in EPOCH_FIELDS))
+        console.print(table)
+        best = run.summary.get("best_epoch")
+        if best:
+            console.print(
+                f"best epoch on val: {best}; test accuracy there, measured once: "
+                f"{_cell('test_acc', run.summary.get('test_acc'))}%",
+                markup=False,
+            )
+    return 0
+
+
+def _cell(field: str, value: Any) -> str:
+    if value is None:
+        return "–"
+    if field == "epoch":
+        return str(value)
+    if field == "lr":
+        return f"{value:.3g}"
+    if field.endswith("_loss"):
+        return f"{value:.4f}"
+    if field == "seconds":
+        return f"{value:.1f}"
+    return f"{value:.2f}"
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -454,6 +537,11 @@ def add_commands(commands: Any) -> None:
     output.add_argument("--json", action="store_true", help="per-run JSON list")
     output.add_argument("--csv", action="store_true", help="per-run CSV")
     sub.add_argument("--runs", action="store_true", help="also print the per-run table")
+    sub.add_argument(
+        "--epochs",
+        metavar="CONFIG",
+        help="the per-epoch table (lr, train/val/test loss and accuracy) of each seed of CONFIG",
+    )
     sub.set_defaults(handler=cmd_results)
 
     # MLflow tracking for every command that trains

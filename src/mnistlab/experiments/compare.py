@@ -18,10 +18,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from mnistlab.config import TrainConfig, read_toml
-from mnistlab.errors import ConfigError, MnistlabError, choices_error
+from mnistlab.config import read_toml
+from mnistlab.errors import ConfigError, choices_error
 from mnistlab.experiments import BINOMIAL_N, NOISE_RULE
-from mnistlab.experiments.results import Stat, stat
+from mnistlab.experiments.results import Stat, config_key, stat
 from mnistlab.experiments.store import RunRecord, RunStore, masked_url, sqlite_path
 from mnistlab.experiments.suites import PUBLISHED_METRICS, Suite, builtin_suites, load_suite
 
@@ -163,7 +163,7 @@ def compare(suite: Suite, records: list[RunRecord], *, store: str = "") -> Compa
     by_key: dict[str, list[RunRecord]] = {}
     for record in records:
         if record.state in ("finished", "diverged"):
-            by_key.setdefault(_config_key(record.config), []).append(record)
+            by_key.setdefault(config_key(record.config), []).append(record)
     used: set[str] = set()
     rows: list[Row] = []
     for cell in suite.cells:
@@ -191,14 +191,6 @@ def compare(suite: Suite, records: list[RunRecord], *, store: str = "") -> Compa
     return Comparison(
         suite.name, published.protocol, published.source, tuple(rows), other, store=store
     )
-
-
-def _config_key(config: dict[str, Any]) -> str:
-    """The hash of a stored run's config with its seed set to 0 (a cell's, seed aside)."""
-    try:
-        return TrainConfig.from_dict({**config, "seed": 0}).config_hash()
-    except (MnistlabError, TypeError):
-        return ""  # a config this version cannot read: matches no cell
 
 
 def _row(

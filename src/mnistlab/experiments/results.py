@@ -7,6 +7,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from mnistlab.config import TrainConfig
+from mnistlab.errors import ConfigError, MnistlabError, choices_error
 from mnistlab.experiments.store import RunRecord
 
 RUN_FIELDS = (
@@ -79,25 +81,44 @@ def run_rows(records: list[RunRecord]) -> list[dict[str, Any]]:
     return rows
 
 
+def config_key(config: dict[str, Any]) -> str:
+    """The hash of a stored run's config with its seed set to 0: equal for the seeds of one
+    config, different when a suite's config under the same name changed."""
+    try:
+        return TrainConfig.from_dict({**config, "seed": 0}).config_hash()
+    except (MnistlabError, TypeError):
+        return ""  # a config this version cannot read: matches no current config
+
+
 def config_rows(records: list[RunRecord]) -> list[dict[str, Any]]:
-    """One row per config name over its finished or diverged seeds, sorted like seed 000's README:
-    val acc desc, params asc, val loss asc, time asc (diverged/unfinished configs last)."""
-    groups: dict[str, list[RunRecord]] = defaultdict(list)
+    """One row per config over its finished or diverged seeds, sorted like seed 000's README:
+    val acc desc, params asc, val loss asc, time asc (diverged/unfinished configs last).
+
+    Runs are grouped by name and config: when a suite's config under one name was changed and
+    re-run, the old and new runs are not averaged together; each such row's name carries its
+    config hash (`E1 (config 1a2b3c4d)`)."""
+    groups: dict[tuple[str, str], list[RunRecord]] = defaultdict(list)
     same_as: dict[str, str] = {}
     for record in records:
         if record.state in ("finished", "diverged"):
-            groups[record.name].append(record)
+            key = config_key(record.config)
+            groups[(record.name, key)].append(record)
             for alias in record.aliases:  # an identical config listed under another name
-                groups[alias].append(record)
+                groups[(alias, key)].append(record)
                 same_as[alias] = record.name
+    configs_of: dict[str, int] = defaultdict(int)
+    for name, _ in groups:
+        configs_of[name] += 1
     rows = []
-    for name, members in groups.items():
+    for (group_name, key), members in groups.items():
+        name = group_name if configs_of[group_name] == 1 else f"{group_name} (config {key[:8]})"
         finished = [m.summary for m in members if m.state == "finished"]
         config = members[0].config
         rows.append(
             {
                 "name": name,
-                "same_as": same_as.get(name),
+                "same_as": same_as.get(group_name),
+                "config_key": key,
                 "seeds": len(finished),
                 "diverged": sum(m.state == "diverged" for m in members),
                 "model": config.get("model"),
@@ -126,3 +147,41 @@ def config_rows(records: list[RunRecord]) -> list[dict[str, Any]]:
         )
 
     return sorted(rows, key=key)
+
+
+EPOCH_FIELDS = (
+    "epoch",
+    "lr",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "test_acc",
+    "seconds",
+)
+
+
+def epoch_tables(records: list[RunRecord], name: str) -> list[tuple[RunRecord, list[dict]]]:
+    """Each finished or diverged run of the config called `name`, with its per-epoch rows
+    (`EPOCH_FIELDS`; test_acc only where the run monitored it), by seed then trial."""
+    names = sorted({r.name for r in records} | {a for r in records for a in r.aliases})
+    runs = [
+        r
+        for r in records
+        if (r.name == name or name in r.aliases) and r.state in ("finished", "diverged")
+    ]
+    if not runs:
+        if name in names:
+            raise ConfigError(f"config {name!r} has no finished run in the store yet")
+        raise choices_error("config", name, names)
+    runs.sort(key=lambda r: (r.seed, r.number))
+    return [
+        (run, [{field: row.get(field) for field in EPOCH_FIELDS} for row in run.epochs])
+        for run in runs
+    ]
+
+
+def stale_rows(rows: list[dict[str, Any]], current_keys: set[str]) -> list[str]:
+    """Names of config rows that are none of a suite's current configs (an earlier version of
+    the suite, or a grid run with overrides such as --epochs)."""
+    return [row["name"] for row in rows if row["config_key"] not in current_keys]

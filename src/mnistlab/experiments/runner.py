@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from mnistlab.config import TrainConfig
 from mnistlab.errors import ConfigError, MnistlabError
 from mnistlab.experiments import store as store_module
-from mnistlab.experiments.results import config_rows
+from mnistlab.experiments.results import config_key, config_rows
 from mnistlab.experiments.store import Holder, Progress, RunStore, poll_seconds
 from mnistlab.experiments.suites import Suite
 from mnistlab.run.trust import TrustedModels, check_unchanged
@@ -74,7 +74,12 @@ def enqueue_suite(store: RunStore, suite: Suite, seeds: int) -> int:
 def top_configs(store: RunStore, suite: Suite, count: int) -> Suite:
     """The suite cut to its `count` best configs by their seed-0 val accuracy (validation only:
     the test set never chooses), e.g. to give only those more seeds."""
-    records = store.records(store.study(suite.name, create=False))
+    current = {cell.config.replace(seed=0).config_hash() for cell in suite.cells}
+    records = [
+        record
+        for record in store.records(store.study(suite.name, create=False))
+        if config_key(record.config) in current  # not runs of an older version of the suite
+    ]
     # seed 0 only: every config has it after the first pass, and the seeds a `--top` pass adds
     # must not re-rank it (a resumed pass would otherwise pick a new set and queue its seeds too)
     rows = config_rows([record for record in records if record.seed == 0])
