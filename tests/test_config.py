@@ -82,3 +82,38 @@ def test_invalid_toml_names_the_file(tmp_path):
     path.write_text("epochs = = 3\n")
     with pytest.raises(ConfigError, match="broken.toml: invalid TOML"):
         TrainConfig.from_toml(path)
+
+
+# -- one rule for a shortened run (run.spec.merge_layers) --------------------------------------
+
+
+def test_grid_and_tune_shorten_a_run_by_the_same_rule():
+    """`grid budgets --epochs 1` and `tune --space budget8k --max-epochs 1` both keep the
+    clean tail inside the run; they once differed (the grid refused what tune clamped)."""
+    from mnistlab.experiments.suites import load_suite
+    from mnistlab.experiments.tune import load_space
+
+    short = load_suite("budgets").with_overrides(epochs=1)
+    assert {c.config.epochs for c in short.cells} == {1}
+    assert {c.config.no_aug_last for c in short.cells} == {1}  # r8k's 3, r4k's 3 ... moved in
+    space = load_space("budget8k")
+    values = {p.name: p.extremes()[0] for p in space.params}
+    trial = space.config(values, max_epochs=1)
+    assert (trial.epochs, trial.no_aug_last) == (1, 1)
+
+
+def test_train_flags_shorten_a_recipe_but_an_explicit_tail_is_the_users():
+    from mnistlab.errors import ConfigError
+    from mnistlab.run import layer_config
+
+    shortened = layer_config({"recipe": "r8k"}, {"epochs": 2})
+    assert (shortened.epochs, shortened.no_aug_last) == (2, 2)  # r8k has no_aug_last 3
+    swa = layer_config({"epochs": 10, "swa_start": 8}, {"epochs": 4})
+    assert swa.swa_start == 4
+    # given together with epochs (or after), a tail that does not fit is refused, not changed
+    with pytest.raises(ConfigError, match=r"no_aug_last \(3\) exceeds epochs \(2\)"):
+        layer_config({"recipe": "r8k"}, {"epochs": 2, "no_aug_last": 3})
+    with pytest.raises(ConfigError, match=r"no_aug_last \(5\) exceeds epochs \(2\)"):
+        layer_config({"epochs": 2}, {"no_aug_last": 5})
+    # a run that is not shortened is untouched
+    assert layer_config({"recipe": "r8k"}).no_aug_last == 3

@@ -288,9 +288,10 @@ def train(
 
     The result's `model` holds the weights chosen on validation, and so does an nn.Module you
     passed, after the call (the last epoch's weights stay in the run directory's last.pt)."""
-    from mnistlab.data import load_mnist, split_mnist
+    from mnistlab.data import load_mnist
     from mnistlab.engine.device import torch_threads
     from mnistlab.experiments.tracking import train_tracked
+    from mnistlab.run.build import splits_for
 
     options = RunOptions(out, data_dir, download, progress, threads, track)
     layers: list[dict[str, Any]] = [{"recipe": recipe}] if recipe else []
@@ -326,12 +327,7 @@ def train(
         run_dir = default_out_dir(run_config.name)
     data_path = Path(options.data_dir) if options.data_dir else None
     data = load_mnist(data_path, download=options.download)
-    splits = split_mnist(
-        data,
-        val_size=run_config.val_size,
-        seed=run_config.split_seed,
-        train_subset=run_config.train_subset or None,
-    )
+    splits = splits_for(run_config, data)
     with torch_threads(options.threads):
         result = train_tracked(
             options.track,

@@ -39,10 +39,11 @@ import torch
 
 from mnistlab.bench_reference import ROTATION_DEG, SeedTrainer, stage_mnist
 from mnistlab.config import TrainConfig
-from mnistlab.data import Splits, ensure_mnist, find_files, load_mnist, split_mnist
+from mnistlab.data import Splits, ensure_mnist, find_files, load_mnist
 from mnistlab.engine.device import resolve_device, torch_threads
 from mnistlab.engine.trainer import RunState, started_run
 from mnistlab.errors import MnistlabError
+from mnistlab.run.build import splits_for
 
 WARMUP_STEPS = 10
 # OneCycle needs its length up front: enough epochs that no round runs past the schedule's end
@@ -201,7 +202,7 @@ def bench_config(model: str, batch_size: int, device: str, epochs: int) -> Train
 
 def _splits(config: TrainConfig, data_dir: Path) -> Splits:
     data = load_mnist(data_dir, download=False)
-    return split_mnist(data, val_size=config.val_size, seed=config.split_seed)
+    return splits_for(config, data)
 
 
 def _worker_main(

@@ -54,13 +54,14 @@ def _load_for_inference(args: argparse.Namespace) -> tuple[Any, Any, str]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from mnistlab.data import load_mnist, split_mnist
+    from mnistlab.data import load_mnist
     from mnistlab.engine.loop import evaluate
+    from mnistlab.run.build import splits_for
 
     model, config, label = _load_for_inference(args)
     data = load_mnist(args.data_dir, download=not args.no_download)
     # the same seeded split the model was trained with: its val figure is reproducible too
-    splits = split_mnist(data, val_size=config.val_size, seed=config.split_seed)
+    splits = splits_for(config, data)
     figures: dict[str, Any] = {"source": label}
     for part, images, labels in (
         ("val", splits.val_images, splits.val_labels),

@@ -102,12 +102,12 @@ def run_options_from_args(args: argparse.Namespace) -> RunOptions:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from mnistlab.data import load_mnist, split_mnist
+    from mnistlab.data import load_mnist
     from mnistlab.engine.device import torch_threads
     from mnistlab.experiments.tracking import train_tracked
     from mnistlab.models import count_params
     from mnistlab.models.reference import check_trainable_output
-    from mnistlab.run.build import build_model
+    from mnistlab.run.build import build_model, splits_for
 
     config = config_from_args(args)
     options = run_options_from_args(args)
@@ -118,12 +118,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(options.out) if options.out else default_out_dir(config.name)
     check_out_dir(out)
     data = load_mnist(options.data_dir, download=options.download)
-    splits = split_mnist(
-        data,
-        val_size=config.val_size,
-        seed=config.split_seed,
-        train_subset=config.train_subset or None,
-    )
+    splits = splits_for(config, data)
     print(
         f"{config.name}: model {config.model} ({params:,} params), "
         f"train {splits.train_images.shape[0]:,} / val {splits.val_images.shape[0]:,} / "

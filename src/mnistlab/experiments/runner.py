@@ -111,8 +111,9 @@ def _worker_main(
     """Worker process: train each (trial_id, config, run_dir) task, report epochs and results."""
     import torch
 
-    from mnistlab.data import load_mnist, split_mnist
+    from mnistlab.data import load_mnist
     from mnistlab.engine.trainer import train_run
+    from mnistlab.run.build import splits_for
 
     torch.set_num_threads(threads)
     data = load_mnist(Path(data_dir) if data_dir else None, download=False)
@@ -130,12 +131,7 @@ def _worker_main(
         trial_id, config_dict, run_dir = task
         try:
             config = TrainConfig.from_dict(config_dict)
-            splits = split_mnist(
-                data,
-                val_size=config.val_size,
-                seed=config.split_seed,
-                train_subset=config.train_subset or None,
-            )
+            splits = splits_for(config, data)
 
             def on_epoch(record: Any, trial_id: int) -> None:
                 if os.getppid() != parent:

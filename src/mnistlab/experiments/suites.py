@@ -51,7 +51,7 @@ from typing import Any
 
 from mnistlab.config import TrainConfig, read_toml
 from mnistlab.errors import ConfigError, choices_error
-from mnistlab.run import layer_config, merge_tables
+from mnistlab.run import layer_config, merge_tables, override
 from mnistlab.run.build import build_model
 
 SUITE_KEYS = ("name", "description", "seeds", "base", "groups", "published", "budget")
@@ -131,7 +131,8 @@ class Suite:
         """The same suite with some config values forced (e.g. epochs, train_subset)."""
         if not overrides:
             return self
-        cells = tuple(Cell(c.name, c.config.replace(**overrides)) for c in self.cells)
+        # layered as every run is: a shortened run keeps its clean tail and SWA inside it
+        cells = tuple(Cell(c.name, override(c.config, **overrides)) for c in self.cells)
         return dataclasses.replace(self, cells=cells)
 
     def runs(self, seeds: int) -> list[Cell]:

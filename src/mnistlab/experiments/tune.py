@@ -256,11 +256,11 @@ def _build_config(
         data["epochs"] = min(data["epochs"], cap_epochs)
     if cap_params:
         data["max_params"] = min(data["max_params"] or cap_params, cap_params)
-    # a shortened run keeps its shape: the no-augmentation tail and SWA start move inside it
-    data["no_aug_last"] = min(data["no_aug_last"], data["epochs"])
-    if data["swa_start"] > data["epochs"]:
-        data["swa_start"] = data["epochs"]
-    from mnistlab.run import resolve_model
+    from mnistlab.run import fit_tail, resolve_model
+
+    # --max-epochs and the overrides come after [base] and the sampled values: the one rule
+    # of `run.spec` (a shortened run keeps its clean tail and SWA inside it)
+    data = fit_tail(data)
 
     # a model file named in a space is relative to the space file, its content pinned (sha256)
     base_dir = Path(source).parent if source.endswith(".toml") else None
@@ -569,18 +569,14 @@ def _open_study(
 def _splits(data_dir: Path | None, config: TrainConfig, cache: dict[Any, Any]) -> Splits:
     """The config's splits; MNIST is loaded on the first trial this process runs, not before
     (a call that finds the study complete loads nothing)."""
-    from mnistlab.data import load_mnist, split_mnist
+    from mnistlab.data import load_mnist
+    from mnistlab.run.build import splits_for
 
     if "data" not in cache:
         cache["data"] = load_mnist(data_dir, download=False)
     key = (config.val_size, config.split_seed, config.train_subset)
     if key not in cache:
-        cache[key] = split_mnist(
-            cache["data"],
-            val_size=config.val_size,
-            seed=config.split_seed,
-            train_subset=config.train_subset or None,
-        )
+        cache[key] = splits_for(config, cache["data"])
     return cache[key]
 
 

@@ -7,7 +7,15 @@ command line needs before it knows whether the command trains anything) stay fre
 
 from typing import Any
 
-_SPEC = ("MODEL_SHORTCUTS", "layer_config", "merge_layers", "merge_tables", "resolve_model")
+_SPEC = (
+    "MODEL_SHORTCUTS",
+    "fit_tail",
+    "layer_config",
+    "merge_layers",
+    "merge_tables",
+    "override",
+    "resolve_model",
+)
 
 
 def __getattr__(name: str) -> Any:

@@ -1,10 +1,11 @@
-"""Turn a config's model fields into a module: every command builds a run's model here."""
+"""A config's model and data: every command builds a run's model and its splits here."""
 
 from __future__ import annotations
 
 from torch import nn
 
 from mnistlab.config import TrainConfig
+from mnistlab.data import MnistTensors, Splits, split_mnist
 from mnistlab.models import count_params, create_model, fit_to_budget
 
 
@@ -15,4 +16,14 @@ def build_model(config: TrainConfig) -> nn.Module:
     return create_model(config.model, model_sha256=config.model_sha256, **options)
 
 
-__all__ = ["build_model", "count_params"]
+def splits_for(config: TrainConfig, data: MnistTensors) -> Splits:
+    """The config's seeded train/val split of the 60k (and the official test set)."""
+    return split_mnist(
+        data,
+        val_size=config.val_size,
+        seed=config.split_seed,
+        train_subset=config.train_subset or None,
+    )
+
+
+__all__ = ["build_model", "count_params", "splits_for"]

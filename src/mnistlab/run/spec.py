@@ -25,22 +25,59 @@ from mnistlab.recipes import recipe_values
 MODEL_SHORTCUTS = ("use_bn", "dropout_p", "activation", "width")
 
 
+#: Epoch counts that must fit inside the run: the clean tail and the epoch SWA starts at.
+TAIL_KEYS = ("no_aug_last", "swa_start")
+
+
 def merge_layers(*layers: dict[str, Any]) -> dict[str, Any]:
     """Merge raw config mappings, each over the ones before it; a layer's recipe expands under
-    its own keys, shortcuts go into model_options."""
+    its own keys, shortcuts go into model_options.
+
+    The one rule for a shortened run: when a layer sets `epochs` after the layer that set
+    `no_aug_last` or `swa_start` (a recipe or suite, then `--epochs 1`), the run keeps its
+    shape and those move inside it (`fit_tail`). Set in the same layer as `epochs` or later,
+    a value that does not fit is the user's and is refused when the config is checked."""
     merged: dict[str, Any] = {}
+    set_at: dict[str, int] = {}  # key -> index of the (expanded) layer that set it last
+    expanded: list[dict[str, Any]] = []
     for layer in layers:
         layer = dict(layer)
         if "recipe" in layer:
-            merged = merge_tables(merged, recipe_values(layer.pop("recipe")))
+            expanded.append(recipe_values(layer.pop("recipe")))
         options = dict(layer.pop("model_options", {}) or {})
         for key in MODEL_SHORTCUTS:
             if key in layer:
                 options[key] = layer.pop(key)
         if options:
             layer["model_options"] = options
+        expanded.append(layer)
+    for index, layer in enumerate(expanded):
         merged = merge_tables(merged, layer)
+        set_at.update(dict.fromkeys(layer, index))
+    if "epochs" in set_at and all(set_at.get(key, -1) < set_at["epochs"] for key in TAIL_KEYS):
+        merged = fit_tail(merged)
     return merged
+
+
+def fit_tail(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with `no_aug_last` and `swa_start` capped at `epochs` (those absent untouched)."""
+    epochs = values.get("epochs")
+    if not isinstance(epochs, int) or isinstance(epochs, bool):
+        return values  # not checked yet: the config's own check names the bad value
+    fitted = dict(values)
+    for key in TAIL_KEYS:
+        value = fitted.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > epochs:
+            fitted[key] = epochs
+    return fitted
+
+
+def override(config: TrainConfig, **overrides: Any) -> TrainConfig:
+    """`config` with `overrides` layered on top, by the same rule as every other layer (a
+    grid's `--epochs 1` on a suite whose configs switch augmentation off for 3 epochs)."""
+    if not overrides:
+        return config
+    return TrainConfig.from_dict(merge_layers(config.to_dict(), overrides))
 
 
 def merge_tables(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
