@@ -160,12 +160,16 @@ def test_columns_and_verdicts_equal_what_the_rule_gives():
     suite = load_suite("seed004")
     cells = {c.name: c for c in suite.cells}
     one, two, three, four = (cells[n] for n in sorted(cells))
-    curves = [[98.5, 99.1, 99.5], [98.9, 99.0, 99.58], [99.2, 99.3, 99.4]]
+    # 20 epochs, as planned (test_acc_last counts only a run that ran them all)
+    lead = [97.0] * 17
+    curves = [lead + [98.5, 99.1, 99.5], lead + [98.9, 99.0, 99.58], lead + [99.2, 99.3, 99.4]]
     honest = [99.45, 99.5, 99.4]
     records = [_record(one, s, curves[s], honest[s]) for s in range(3)]
-    records.append(_record(two, 0, [98.0, 99.5], 99.3))  # one seed: binomial noise only
+    records.append(
+        _record(two, 0, [97.0] * 18 + [98.0, 99.5], 99.3)
+    )  # one seed: binomial noise only
     # no per-epoch test accuracy (monitor_test off: not part of the config, so it still counts)
-    records.append(_record(three, 0, [None, None], 99.2, monitor_test=False))
+    records.append(_record(three, 0, [None] * 20, 99.2, monitor_test=False))
     records.append(_record(four, 0, [], None, state="diverged"))
     # the same cell trained with other values (a grid with --epochs 2): left out, counted
     records.append(_record(one, 0, [99.0, 99.9], 99.9, epochs=2))
@@ -173,8 +177,8 @@ def test_columns_and_verdicts_equal_what_the_rule_gives():
     rows = {(r.cell, r.metric): r for r in result.rows}
     assert len(result.rows) == 8 and result.other_runs == 1
 
-    best = rows[one.name, "test_acc_best"]
-    ours = [max(c) for c in curves]
+    best = rows[one.name, "test_acc_last"]
+    ours = [c[-1] for c in curves]  # seed 004 published its epoch-20 figure
     assert best.published == 99.56 and best.runs == 3 and best.seed_protocol.n == 3
     assert best.seed_protocol.mean == pytest.approx(statistics.fmean(ours))
     assert best.seed_protocol.std == pytest.approx(statistics.stdev(ours))
@@ -186,26 +190,26 @@ def test_columns_and_verdicts_equal_what_the_rule_gives():
     assert abs(diff) <= noise and best.verdict == "within noise"
 
     reach = rows[one.name, "epochs_to_99"]
-    firsts = [2, 2, 1]  # the first epoch at >= 99% of each curve
+    firsts = [19, 19, 18]  # the first epoch at >= 99% of each curve
     assert reach.seed_protocol.mean == pytest.approx(statistics.fmean(firsts))
     assert reach.noise == pytest.approx(2 * statistics.stdev(firsts))
-    assert reach.diff == pytest.approx(statistics.fmean(firsts) - 4) and reach.verdict == "below"
+    assert reach.diff == pytest.approx(statistics.fmean(firsts) - 4) and reach.verdict == "above"
 
-    single = rows[two.name, "test_acc_best"]
+    single = rows[two.name, "test_acc_last"]
     assert single.seed_protocol.std is None  # one seed: seed_std counts as 0
     assert single.noise == pytest.approx(2 * _binomial(99.10))
     assert single.diff == pytest.approx(0.4) and single.verdict == "above"
-    assert rows[two.name, "epochs_to_99"].verdict == "below"  # 2 vs 15, no seed noise
+    assert rows[two.name, "epochs_to_99"].verdict == "above"  # 20 vs 15, no seed noise
 
-    blind = rows[three.name, "test_acc_best"]
+    blind = rows[three.name, "test_acc_last"]
     assert blind.verdict == "no per-epoch test accuracy (monitor_test off)"
     assert blind.honest.mean == 99.2 and blind.diff is None
-    assert rows[four.name, "test_acc_best"].verdict == "every run diverged (1)"
+    assert rows[four.name, "test_acc_last"].verdict == "every run diverged (1)"
 
     table = comparison_table(result)
     assert table.rows[0][:9] == [
         one.name,
-        PUBLISHED_METRICS["test_acc_best"],
+        PUBLISHED_METRICS["test_acc_last"],
         "99.56",
         f"{statistics.fmean(ours):.2f} ± {statistics.stdev(ours):.2f}",
         f"{statistics.fmean(honest):.2f} ± {statistics.stdev(honest):.2f}",
@@ -294,13 +298,14 @@ def test_compare_reads_the_store_and_prints_json(tmp_path, capsys):
 def test_text_output_footer_help_and_unknown_suite(tmp_path, capsys):
     url = f"sqlite:///{tmp_path}/store.db"
     suite = load_suite("seed004")
-    _fill(url, suite, {("exp_1_sgd_onecycle", 0): [99.0, 99.9]})  # 0.34 above, noise 0.13
+    curve = [98.0] * 18 + [99.0, 99.9]  # all 20 planned epochs: 0.34 above, noise 0.13
+    _fill(url, suite, {("exp_1_sgd_onecycle", 0): curve})
     _fill(url, suite, {("exp_1_sgd_onecycle", 0): [99.0, 99.7]}, epochs=2)  # a shorter grid
     assert main(["compare", "seed004", "--store", url]) == 0
     out = capsys.readouterr().out
     flat = " ".join(out.split())
     lines = out.splitlines()
-    (best,) = [line for line in lines if "exp_1_sgd_onecycle" in line and "picked on test" in line]
+    (best,) = [line for line in lines if "exp_1_sgd_onecycle" in line and "last epoch" in line]
     assert "99.90" in best and "+0.34" in best and best.rstrip(" │").endswith("above")
     # epochs to 99%: the honest column stays empty (a test accuracy there would mean nothing)
     (reach,) = [line for line in lines if "exp_1_sgd_onecycle" in line and ">= 99%" in line]

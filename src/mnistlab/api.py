@@ -39,6 +39,7 @@ from mnistlab.models.reference import (
 )
 from mnistlab.models.registry import create_model
 from mnistlab.models.summary import CheckItem, ModelCard, checklist, model_card, summary_record
+from mnistlab.records import RunStatus
 from mnistlab.run import layer_config
 from mnistlab.run.directory import check_out_dir, default_out_dir
 from mnistlab.run.options import RunOptions
@@ -139,7 +140,7 @@ class TrainResult:
         return figure
 
     def __repr__(self) -> str:
-        if self.state != "finished":
+        if self.state != RunStatus.FINISHED:
             return f"TrainResult({self.config.name}: {self.state}, run_dir={self.run_dir})"
         return (
             f"TrainResult({self.config.name}: {self.params:,} params, best epoch "

@@ -11,6 +11,7 @@ from typing import Any
 from mnistlab.cli.common import check_count, data_flags, rich_console, store_flag
 from mnistlab.config import DEVICES, TrainConfig
 from mnistlab.errors import ConfigError, choices_error
+from mnistlab.records import RunStatus
 
 # exit code when --no-wait stops while other processes still hold runs
 EXIT_STILL_RUNNING = 3
@@ -333,7 +334,7 @@ def cmd_results(args: argparse.Namespace) -> int:
     from mnistlab.experiments.store import GRACE_SECONDS
 
     for run in sorted(runs, key=lambda r: r["trial"]):
-        if run["state"] != "running":
+        if run["state"] != RunStatus.RUNNING:
             continue
         age = run["heartbeat_age"]
         beat = (

@@ -11,6 +11,7 @@ from typing import Any, get_type_hints
 from mnistlab.cli.common import check_count, data_flags, parse_list, parse_option
 from mnistlab.config import FIELD_HELP, TrainConfig
 from mnistlab.recipes import RECIPE_NAMES
+from mnistlab.records import RunStatus
 from mnistlab.run.directory import check_out_dir, default_out_dir
 from mnistlab.run.options import RunOptions
 
@@ -128,7 +129,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         # train_run itself, mirrored into MLflow when --track mlflow is given
         result = train_tracked(options.track, config, splits, out, progress=options.progress)
     summary = result.summary
-    if summary["state"] == "diverged":
+    if summary["state"] == RunStatus.DIVERGED:
         print(f"run diverged at epoch {summary['diverged_epoch']}; results in {out}")
         return 1
     print(

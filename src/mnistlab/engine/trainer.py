@@ -36,6 +36,7 @@ from mnistlab.models.reference import (
     parse_reference,
     source_of,
 )
+from mnistlab.records import RunStatus, RunSummary
 from mnistlab.run.build import build_model
 from mnistlab.run.checkpoint import checkpoint_payload
 
@@ -64,7 +65,7 @@ class EpochRecord:
 
 @dataclass
 class RunResult:
-    summary: dict[str, Any]
+    summary: RunSummary
     epochs: list[EpochRecord] = field(default_factory=list)
     # the weights chosen on val (SWA/EMA ones where those were chosen), in a copy of the model;
     # None when no epoch finished
@@ -210,14 +211,14 @@ class RunState:
             "epoch": 0,
             "state": None,
         }
-        self.state = "running"  # then finished, diverged or pruned
+        self.state = RunStatus.RUNNING  # then finished, diverged or pruned
         self.diverged_epoch = 0
         self.lr = self.schedule.lr
         self.started = time.perf_counter()
 
     @property
     def active(self) -> bool:
-        return self.state == "running"
+        return self.state == RunStatus.RUNNING
 
     def augment_for(self, epoch: int) -> AugmentConfig:
         self.lr = self.schedule.lr  # the lr the epoch starts with, for its record
@@ -263,7 +264,7 @@ class RunState:
             batch_size=config.eval_batch_size,
         )
         if _diverged(train_stats, val_stats):
-            self.state, self.diverged_epoch = "diverged", epoch
+            self.state, self.diverged_epoch = RunStatus.DIVERGED, epoch
             _log(
                 self.log,
                 f"epoch {epoch}: train loss {train_stats.loss:.4g}, val loss "
@@ -310,19 +311,19 @@ class RunState:
             try:
                 self.on_epoch(record)
             except StopRun:
-                self.state = "pruned"
+                self.state = RunStatus.PRUNED
                 return False
         if epoch == config.epochs:
-            self.state = "finished"
+            self.state = RunStatus.FINISHED
         return self.active
 
     def finish(self) -> RunResult:
         """SWA, the one test evaluation on the weights chosen on val, last.pt and summary."""
         config, splits, best, model = self.config, self.splits, self.best, self.model
-        if self.state == "running":
-            self.state = "finished"
+        if self.state == RunStatus.RUNNING:
+            self.state = RunStatus.FINISHED
         selected = "epoch"
-        if self.swa is not None and self.state == "finished":
+        if self.swa is not None and self.state == RunStatus.FINISHED:
             # SWA weights are only meaningful after BN statistics are recomputed for them
             refresh_bn(self.swa, splits.train_images)
             swa_val = evaluate(
@@ -348,7 +349,7 @@ class RunState:
             final.load_state_dict(best["state"])
             final.eval()
         # a pruned run's test accuracy would never be used: do not spend the evaluation
-        if final is not None and self.state == "finished":
+        if final is not None and self.state == RunStatus.FINISHED:
             if config.tta_angles:
                 tta_val = evaluate(
                     final,
@@ -371,11 +372,11 @@ class RunState:
             )
 
         seconds = time.perf_counter() - self.started
-        summary: dict[str, Any] = {
+        summary: RunSummary = {
             "name": config.name,
             "model": config.model,
             "params": self.params,
-            "state": self.state,
+            "state": str(self.state),
             "epochs": config.epochs,
             "epochs_run": len(records),
             "best_epoch": best["epoch"],

@@ -24,6 +24,7 @@ from mnistlab.experiments import BINOMIAL_N, NOISE_RULE
 from mnistlab.experiments.results import Stat, config_key, stat
 from mnistlab.experiments.store import RunRecord, RunStore, masked_url, sqlite_path
 from mnistlab.experiments.suites import PUBLISHED_METRICS, Suite, builtin_suites, load_suite
+from mnistlab.records import DONE_STATES, RunStatus
 
 REACH = 99.0  # epochs_to_99
 
@@ -162,7 +163,7 @@ def compare(suite: Suite, records: list[RunRecord], *, store: str = "") -> Compa
     published = suite.published
     by_key: dict[str, list[RunRecord]] = {}
     for record in records:
-        if record.state in ("finished", "diverged"):
+        if record.state in DONE_STATES:
             by_key.setdefault(config_key(record.config), []).append(record)
     used: set[str] = set()
     rows: list[Row] = []
@@ -183,7 +184,7 @@ def compare(suite: Suite, records: list[RunRecord], *, store: str = "") -> Compa
                 )
             )
     other = sum(
-        record.state == "finished"
+        record.state == RunStatus.FINISHED
         for key, members in by_key.items()
         if key not in used
         for record in members
@@ -196,7 +197,7 @@ def compare(suite: Suite, records: list[RunRecord], *, store: str = "") -> Compa
 def _row(
     cell: str, metric: str, published: float | None, note: str, members: list[RunRecord]
 ) -> Row:
-    finished = [m for m in members if m.state == "finished"]
+    finished = [m for m in members if m.state == RunStatus.FINISHED]
     diverged = len(members) - len(finished)
     ours = stat([seed_protocol_value(metric, m) for m in finished])
     honest = stat([_number(m.summary.get("test_acc")) for m in finished])

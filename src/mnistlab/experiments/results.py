@@ -10,6 +10,7 @@ from typing import Any
 from mnistlab.config import TrainConfig
 from mnistlab.errors import ConfigError, MnistlabError, choices_error
 from mnistlab.experiments.store import RunRecord
+from mnistlab.records import DONE_STATES, RunStatus
 
 RUN_FIELDS = (
     "name",
@@ -100,7 +101,7 @@ def config_rows(records: list[RunRecord]) -> list[dict[str, Any]]:
     groups: dict[tuple[str, str], list[RunRecord]] = defaultdict(list)
     same_as: dict[str, str] = {}
     for record in records:
-        if record.state in ("finished", "diverged"):
+        if record.state in DONE_STATES:
             key = config_key(record.config)
             groups[(record.name, key)].append(record)
             for alias in record.aliases:  # an identical config listed under another name
@@ -112,7 +113,7 @@ def config_rows(records: list[RunRecord]) -> list[dict[str, Any]]:
     rows = []
     for (group_name, key), members in groups.items():
         name = group_name if configs_of[group_name] == 1 else f"{group_name} (config {key[:8]})"
-        finished = [m.summary for m in members if m.state == "finished"]
+        finished = [m.summary for m in members if m.state == RunStatus.FINISHED]
         config = members[0].config
         rows.append(
             {
@@ -120,7 +121,7 @@ def config_rows(records: list[RunRecord]) -> list[dict[str, Any]]:
                 "same_as": same_as.get(group_name),
                 "config_key": key,
                 "seeds": len(finished),
-                "diverged": sum(m.state == "diverged" for m in members),
+                "diverged": sum(m.state == RunStatus.DIVERGED for m in members),
                 "model": config.get("model"),
                 "optimizer": config.get("optimizer"),
                 "scheduler": config.get("scheduler"),
@@ -165,11 +166,7 @@ def epoch_tables(records: list[RunRecord], name: str) -> list[tuple[RunRecord, l
     """Each finished or diverged run of the config called `name`, with its per-epoch rows
     (`EPOCH_FIELDS`; test_acc only where the run monitored it), by seed then trial."""
     names = sorted({r.name for r in records} | {a for r in records for a in r.aliases})
-    runs = [
-        r
-        for r in records
-        if (r.name == name or name in r.aliases) and r.state in ("finished", "diverged")
-    ]
+    runs = [r for r in records if (r.name == name or name in r.aliases) and r.state in DONE_STATES]
     if not runs:
         if name in names:
             raise ConfigError(f"config {name!r} has no finished run in the store yet")

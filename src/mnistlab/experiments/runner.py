@@ -30,6 +30,7 @@ from mnistlab.experiments import store as store_module
 from mnistlab.experiments.results import config_key, config_rows
 from mnistlab.experiments.store import Holder, Progress, RunStore, poll_seconds
 from mnistlab.experiments.suites import Suite
+from mnistlab.records import RunStatus
 from mnistlab.run.trust import TrustedModels, check_unchanged
 
 if TYPE_CHECKING:
@@ -283,7 +284,7 @@ def run_grid(
                     continue
                 if tracker is not None:
                     tracker.finish(trial_id, summary)
-                if summary.get("state") == "diverged":
+                if summary.get("state") == RunStatus.DIVERGED:
                     outcome.diverged += 1
                     epoch = summary.get("diverged_epoch")
                     log(f"{busy[index][1]}: diverged at epoch {epoch}")

@@ -48,6 +48,7 @@ from mnistlab.errors import MnistlabError, first_line
 from mnistlab.experiments import DEFAULT_STORE
 from mnistlab.experiments.owner import Liveness, Owner, liveness, this_process
 from mnistlab.models.reference import parse_reference, source_of
+from mnistlab.records import DONE_STATES, RunStatus, RunSummary
 
 # A RUNNING trial without a heartbeat for GRACE_SECONDS belongs to a dead worker. The
 # environment may shorten both (fault-injection tests); every process on a store must agree.
@@ -79,7 +80,7 @@ class RunRecord:
     cell_id: str
     state: str  # waiting, running, finished, diverged, failed
     config: dict[str, Any]
-    summary: dict[str, Any]
+    summary: RunSummary
     epochs: list[dict[str, Any]]
     run_dir: str
     aliases: tuple[str, ...] = ()
@@ -308,7 +309,10 @@ class RunStore:
             # cell_id -> name of the trial that holds (or will hold) that computation
             present: dict[str, str] = {}
             for trial in study.get_trials(deepcopy=False):
-                if trial.state != TrialState.FAIL or trial.user_attrs.get("state") == "diverged":
+                if (
+                    trial.state != TrialState.FAIL
+                    or trial.user_attrs.get("state") == RunStatus.DIVERGED
+                ):
                     present.setdefault(
                         trial.user_attrs.get("cell_id", ""), trial.user_attrs.get("name", "")
                     )
@@ -347,7 +351,7 @@ class RunStore:
                 t.user_attrs.get("cell_id")
                 for t in trials
                 if t.state in (TrialState.RUNNING, TrialState.COMPLETE)
-                or t.user_attrs.get("state") == "diverged"
+                or t.user_attrs.get("state") == RunStatus.DIVERGED
             }
             for trial in sorted(trials, key=lambda t: t.number):
                 if trial.state != TrialState.WAITING:
@@ -460,11 +464,11 @@ class RunStore:
         for cell in wanted:
             trials = sorted(by_cell.get(cell, []), key=lambda t: t.number)
             states = [_state_name(t) for t in trials]
-            if any(s in ("finished", "diverged", "pruned") for s in states):
+            if any(s in (*DONE_STATES, RunStatus.PRUNED) for s in states):
                 progress.done += 1
-            elif "running" in states:
+            elif RunStatus.RUNNING in states:
                 held_cells.append(cell)
-            elif "waiting" in states:
+            elif RunStatus.WAITING in states:
                 progress.waiting += 1
             elif trials:
                 last = trials[-1]
@@ -511,9 +515,9 @@ class RunStore:
         clean = json.loads(json.dumps(summary, default=str))
         self.set_attr(trial_id, "summary", clean)
         self.set_attr(trial_id, "epochs", epochs)
-        state = summary.get("state", "finished")
+        state = summary.get("state", RunStatus.FINISHED)
         self.set_attr(trial_id, "state", state)
-        if state == "finished" and summary.get("val_acc") is not None:
+        if state == RunStatus.FINISHED and summary.get("val_acc") is not None:
             retry_locked(
                 lambda: self.storage.set_trial_state_values(
                     trial_id, TrialState.COMPLETE, [float(summary["val_acc"])]
@@ -579,14 +583,14 @@ def _as_datetime(value: Any) -> datetime:
 
 def _state_name(trial: FrozenTrial) -> str:
     if trial.state == TrialState.COMPLETE:
-        return "finished"
+        return RunStatus.FINISHED
     if trial.state == TrialState.WAITING:
-        return "waiting"
+        return RunStatus.WAITING
     if trial.state == TrialState.RUNNING:
-        return "running"
+        return RunStatus.RUNNING
     if trial.state == TrialState.PRUNED:
-        return "pruned"
-    return str(trial.user_attrs.get("state", "failed"))
+        return RunStatus.PRUNED
+    return str(trial.user_attrs.get("state", RunStatus.FAILED))
 
 
 def _requeue(study: optuna.Study, failed: FrozenTrial) -> None:

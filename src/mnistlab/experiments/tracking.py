@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mnistlab.errors import MnistlabError, first_line
+from mnistlab.records import RunStatus
 
 if TYPE_CHECKING:
     from mnistlab.config import TrainConfig
@@ -207,8 +208,8 @@ class MlflowTracker:
                 path = run_dir / file_name
                 if path.is_file():
                     self.client.log_artifact(run_id, str(path))
-        state = summary.get("state", "finished")
-        status = {"finished": "FINISHED", "pruned": "KILLED"}.get(state, "FAILED")
+        state = summary.get("state", RunStatus.FINISHED)
+        status = {RunStatus.FINISHED: "FINISHED", RunStatus.PRUNED: "KILLED"}.get(state, "FAILED")
         self.client.set_terminated(run_id, status=status)
 
     def fail(self, key: Hashable, reason: str) -> None:

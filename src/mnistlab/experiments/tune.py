@@ -47,6 +47,7 @@ from optuna.trial import FrozenTrial, TrialState
 from mnistlab.config import TrainConfig, coerce, read_toml
 from mnistlab.errors import ConfigError, MnistlabError, choices_error
 from mnistlab.experiments.store import Holder, poll_seconds, trial_attrs
+from mnistlab.records import RunStatus
 from mnistlab.run import MODEL_SHORTCUTS, merge_layers
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ PRUNERS = ("median", "hyperband", "none")
 # keys a search never varies: they name or place the run rather than define it
 NOT_SEARCHABLE = ("name", "desc", "device", "model_options", "seed", "split_seed", "val_size")
 # trial states a study's total counts (see _count_toward_total)
-RESULT_STATES = ("diverged", "error")
+RESULT_STATES = (RunStatus.DIVERGED, "error")
 
 
 def builtin_space_dir() -> Path:
@@ -413,7 +414,7 @@ def _claim_slot(store: RunStore, study: optuna.Study, total: int) -> optuna.Tria
         trial = study.ask()
         store.own(trial._trial_id)
         # anything else after a crash; counted toward the total only once a result
-        trial.set_user_attr("state", "running")
+        trial.set_user_attr("state", str(RunStatus.RUNNING))
         return trial
 
 
@@ -505,9 +506,9 @@ class _TrialTrainer:
         if tracker is not None:
             tracker.finish(trial.number, summary)
         _log(self.log, f"{label}: {_describe(summary)}  {_format_params(values)}")
-        if summary["state"] == "diverged":
+        if summary["state"] == RunStatus.DIVERGED:
             return TrialState.FAIL, None  # marked diverged: a result, the study goes on
-        if summary["state"] == "pruned":
+        if summary["state"] == RunStatus.PRUNED:
             return TrialState.PRUNED, None
         return TrialState.COMPLETE, float(summary["val_acc"])
 
@@ -605,7 +606,7 @@ def _summarise(study: optuna.Study, outcome: TuneOutcome) -> None:
             unrun = int(summary.get("epochs", 0)) - int(summary.get("epochs_run", 0))
             outcome.epochs_saved += unrun
             outcome.seconds_saved += unrun * float(summary.get("seconds_per_epoch") or 0.0)
-        elif trial.user_attrs.get("state") == "diverged":
+        elif trial.user_attrs.get("state") == RunStatus.DIVERGED:
             outcome.diverged += 1
         elif trial.state == TrialState.FAIL:
             outcome.failed += 1
@@ -648,11 +649,11 @@ def format_outcome(outcome: TuneOutcome) -> list[str]:
 def _describe(summary: dict[str, Any]) -> str:
     state = summary["state"]
     time_text = f"{summary['epochs_run']}/{summary['epochs']} epochs, {summary['seconds']:.0f}s"
-    if state == "diverged":
+    if state == RunStatus.DIVERGED:
         return f"diverged at epoch {summary['diverged_epoch']} ({time_text})"
     val = summary.get("val_acc")
     val_text = f"val_acc {val:.2f}%" if val is not None else "no val_acc"
-    if state == "pruned":
+    if state == RunStatus.PRUNED:
         return f"pruned after epoch {summary['epochs_run']}, {val_text} ({time_text})"
     return f"finished, {val_text}, {summary['params']:,} params ({time_text})"
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from mnistlab.experiments.store import RunRecord
 from mnistlab.models.summary import DENSE_HEAD_LIMIT, ModelCard, checklist
+from mnistlab.records import RunStatus
 from mnistlab.reports.document import Table
 from mnistlab.reports.tables import ConfigGroup
 
@@ -43,7 +44,7 @@ def consistency(members: list[RunRecord], target: float) -> Check:
         return Check(False, "no runs")
     worst: float | None = None
     for record in members:
-        if record.state == "diverged":
+        if record.state == RunStatus.DIVERGED:
             return Check(False, f"seed {record.seed} diverged")
         accs = [row.get("val_acc") for row in record.epochs]
         if len(accs) < CONSISTENT_EPOCHS:

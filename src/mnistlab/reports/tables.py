@@ -15,6 +15,7 @@ from mnistlab.errors import MnistlabError
 from mnistlab.experiments.results import Stat, config_rows
 from mnistlab.experiments.store import RunRecord
 from mnistlab.models import model_options
+from mnistlab.records import DONE_STATES, RunStatus
 from mnistlab.reports.document import Block, Bullets, Paragraph, Table
 
 # the formats of `mnistlab results`, so both print the same strings
@@ -38,7 +39,7 @@ class ConfigGroup:
 
     @property
     def finished(self) -> list[RunRecord]:
-        return [m for m in self.members if m.state == "finished"]
+        return [m for m in self.members if m.state == RunStatus.FINISHED]
 
     def stat(self, key: str) -> Stat:
         return self.row[key]
@@ -54,7 +55,7 @@ def group_configs(records: list[RunRecord]) -> list[ConfigGroup]:
     """Config groups in the order of `config_rows` (best first)."""
     members: dict[str, list[RunRecord]] = defaultdict(list)
     for record in records:
-        if record.state in ("finished", "diverged"):
+        if record.state in DONE_STATES:
             for name in (record.name, *record.aliases):
                 members[name].append(record)
     return [ConfigGroup(row, members[row["name"]]) for row in config_rows(records)]
@@ -71,24 +72,24 @@ def resolved_options(config: dict[str, Any]) -> dict[str, Any]:
 
 def run_status(record: RunRecord) -> str:
     """'finished', 'diverged at epoch N', 'missing epochs: 2/3 recorded', or the store state."""
-    if record.state == "diverged":
+    if record.state == RunStatus.DIVERGED:
         epoch = record.summary.get("diverged_epoch")
         return f"diverged at epoch {epoch}" if epoch else "diverged"
     planned = record.config.get("epochs")
-    if record.state == "finished":
+    if record.state == RunStatus.FINISHED:
         got = len(record.epochs)
         if isinstance(planned, int) and got < planned:
             return f"missing epochs: {got}/{planned} recorded"
-        return "finished"
+        return RunStatus.FINISHED
     return record.state
 
 
 def config_status(group: ConfigGroup) -> str:
     parts: list[str] = []
-    ok = sum(run_status(m) == "finished" for m in group.members)
+    ok = sum(run_status(m) == RunStatus.FINISHED for m in group.members)
     if ok:
         parts.append(f"{ok} ok")
-    diverged = [m for m in group.members if m.state == "diverged"]
+    diverged = [m for m in group.members if m.state == RunStatus.DIVERGED]
     if diverged:
         epochs = sorted({str(m.summary.get("diverged_epoch") or "?") for m in diverged})
         parts.append(f"{len(diverged)} diverged at epoch {', '.join(epochs)}")

@@ -26,6 +26,7 @@ from torch import nn
 from mnistlab.engine.device import torch_threads
 from mnistlab.experiments.results import Stat, stat
 from mnistlab.experiments.store import RunRecord
+from mnistlab.records import RunStatus
 
 REACH_ACC = 99.0  # "epochs and seconds to reach 99% val"
 
@@ -56,7 +57,7 @@ def reach(record: RunRecord, threshold: float = REACH_ACC) -> tuple[int, float] 
 
 
 def train_timing(records: list[RunRecord]) -> TrainTiming:
-    finished = [r for r in records if r.state == "finished"]
+    finished = [r for r in records if r.state == RunStatus.FINISHED]
     reached = [hit for hit in map(reach, finished) if hit is not None]
     return TrainTiming(
         seconds_per_epoch=stat([r.summary.get("seconds_per_epoch") for r in finished]),
