@@ -1,7 +1,7 @@
 """docs/accuracy.md's ablation table from the `ablations` suite: val accuracy of each variant and
 its difference from the recipe's `full` run (with TTA in the recipe, the val figure with TTA).
 
-    python tools/ablations_table.py --store sqlite:///docs/results/ablations.db
+    python lab/ablations/ablations_table.py --store sqlite:///lab/ablations/ablations.db
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from mnistlab.experiments.store import RunStore
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", default="sqlite:///docs/results/ablations.db")
+    parser.add_argument("--store", default="sqlite:///lab/ablations/ablations.db")
     args = parser.parse_args()
     store = RunStore(args.store, heartbeat=False)
     val: dict[str, dict[str, float]] = {}

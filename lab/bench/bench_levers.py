@@ -1,6 +1,6 @@
 """Levers for `train`'s steps on the CPU, each beside the seed 000 reference, in one process.
 
-    python docs/results/bench_levers.py [ROUNDS] [SECONDS_PER_CHUNK]
+    python lab/bench/bench_levers.py [ROUNDS] [SECONDS_PER_CHUNK]
 
 Every variant trains the same number of images per round with `RunState.train_epoch` (what
 `train` runs; `mnistlab.bench.ProductSteps`), the reference with `bench_reference.SeedTrainer`;

@@ -1,7 +1,7 @@
 """`train`'s steps at 1 and 2 torch threads, alternating in one process (rounds of 15 steps).
 
-    python docs/results/bench_threads.py            # libgomp's default wait policy
-    OMP_WAIT_POLICY=PASSIVE python docs/results/bench_threads.py
+    python lab/bench/bench_threads.py            # libgomp's default wait policy
+    OMP_WAIT_POLICY=PASSIVE python lab/bench/bench_threads.py
 
 With other work on the machine, a thread per core waits at every OpenMP barrier for a
 thread the scheduler has taken off its core; one thread never waits.

@@ -1,6 +1,6 @@
 """Short runs of the default config: NCHW (before), NHWC (as committed), NHWC + bf16 autocast.
 
-    python docs/results/nhwc_accuracy.py
+    python lab/bench/nhwc_accuracy.py
 
 `train_run` of the default config, 4 epochs of 20k training images, seeds 0-2, 1 thread; the
 epoch is chosen on validation and the test set evaluated once, as always. bf16 (not

@@ -1,6 +1,6 @@
 """Where the reference's (seed 000's) step spends its main process's time: torch.profiler.
 
-    python docs/results/profile_reference_step.py [THREADS]
+    python lab/bench/profile_reference_step.py [THREADS]
 
 `bench_reference.SeedTrainer`, batch 128, 40 steps after 10 untimed; the DataLoader's two
 worker processes (PIL rotation, ToTensor, Normalize) are not in the profile, only the waits

@@ -1,6 +1,6 @@
 """Where `train`'s step of `tiny` spends its time: torch.profiler over `RunState.train_epoch`.
 
-    python docs/results/profile_tiny_step.py [THREADS] [nchw]
+    python lab/bench/profile_tiny_step.py [THREADS] [nchw]
 
 The steps are `train`'s own (`mnistlab.bench.ProductSteps`: augmentation, forward, backward,
 SGD, OneCycle), batch 128, 40 steps after 10 untimed; `nchw` trains as before NHWC.

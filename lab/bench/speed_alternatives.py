@@ -1,6 +1,6 @@
 """Side-by-side step timings of the alternatives README's Benchmarks section keeps or rejects.
 
-    python docs/results/speed_alternatives.py > docs/results/speed-alternatives.txt
+    python lab/bench/speed_alternatives.py > lab/bench/speed-alternatives.txt
 
 tiny, batch 128, 2 threads, one fixed batch (compute only: model forward + backward + SGD step).
 Variants are timed in interleaved rounds in this one process, so machine noise hits them alike;

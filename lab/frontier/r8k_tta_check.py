@@ -1,7 +1,7 @@
 """Per seed of the r8k candidate: val with and without TTA, test with TTA (the recorded figure)
 and without (the per-epoch test of the val-chosen epoch), and the last-3-epoch test minimum.
 
-    python docs/results/frontier/r8k_tta_check.py > docs/results/frontier/r8k-tta-check.txt
+    python lab/frontier/r8k_tta_check.py > lab/frontier/r8k-tta-check.txt
 """
 
 import csv

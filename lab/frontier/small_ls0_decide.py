@@ -1,8 +1,8 @@
-"""The small-ls0 rule (docs/results/frontier/small-ls0.toml), applied: a recipe takes label
+"""The small-ls0 rule (lab/frontier/small-ls0.toml), applied: a recipe takes label
 smoothing 0 only if its 5-seed val mean without smoothing is not below the clean budgets store's
 val mean for it. Val only decides; test figures are printed after the verdict, for the record.
 
-    python docs/results/frontier/small_ls0_decide.py > docs/results/frontier/small-ls0-decision.txt
+    python lab/frontier/small_ls0_decide.py > lab/frontier/small-ls0-decision.txt
 """
 
 import statistics
@@ -26,8 +26,8 @@ def figures(label: str, records: list, key: str) -> float:
 
 
 for recipe in ("r4k", "r2k"):
-    clean = runs("sqlite:///docs/results/budgets-clean/budgets.db", recipe)
-    ls0 = runs("sqlite:///docs/results/frontier/small-ls0.db", recipe)
+    clean = runs("sqlite:///lab/budgets/clean/budgets.db", recipe)
+    ls0 = runs("sqlite:///lab/frontier/small-ls0.db", recipe)
     assert [r.seed for r in clean] == [0, 1, 2, 3, 4], recipe
     if [r.seed for r in ls0] != [0, 1, 2, 3, 4]:  # the rule needs all five seeds
         print(f"{recipe}: finished seeds {[r.seed for r in ls0]} of 0-4: no verdict")

@@ -2,8 +2,8 @@
 each run's val-chosen weights (best.pt) evaluated on its val split without and with TTA. Test is
 not evaluated here (the recipes' test figures are those of the runs, measured once).
 
-    python docs/results/frontier/small_tta_val_check.py \
-        > docs/results/frontier/small-tta-val-check.txt
+    python lab/frontier/small_tta_val_check.py \
+        > lab/frontier/small-tta-val-check.txt
 """
 
 import statistics
@@ -16,8 +16,8 @@ from mnistlab.engine.loop import evaluate
 from mnistlab.experiments.store import RunStore
 from mnistlab.run.checkpoint import load_checkpoint
 
-# the runs of docs/results/frontier/budgets-small.db (r1k's TTA re-run has its own store)
-store = RunStore("sqlite:///docs/results/frontier/budgets-small.db", heartbeat=False)
+# the runs of lab/frontier/budgets-small.db (r1k's TTA re-run has its own store)
+store = RunStore("sqlite:///lab/frontier/budgets-small.db", heartbeat=False)
 records = store.records(store.study("budgets", create=False))
 
 torch.set_num_threads(1)

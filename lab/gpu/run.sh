@@ -1,6 +1,6 @@
 #!/bin/bash
 # One device call: setup, CUDA smoke checks, then the seed suites at full scale (resumable).
-#   bash tools/gpu/run.sh [BUDGET_S] [PHASES]     PHASES: any of "smoke repro" (default both)
+#   bash lab/gpu/run.sh [BUDGET_S] [PHASES]     PHASES: any of "smoke repro" (default both)
 # On the device machine (no network): wheels for packages its image lacks come from .whl/,
 # MNIST from .devdata/ (both carried). Everything goes to $OUT: smoke.txt, repro.txt,
 # stores.tgz (one SQLite store per suite; carried back in as .devstores/ to resume).
@@ -26,7 +26,7 @@ if [[ $PHASES == *smoke* ]]; then
   {
     echo "commit $commit  $(date -u +%FT%TZ)"; nvidia-smi -L; nproc
     python3 -c "import torch, optuna; print('torch', torch.__version__, 'optuna', optuna.__version__)"
-    timeout 120 python3 tools/gpu/smoke.py
+    timeout 120 python3 lab/gpu/smoke.py
     timed "train 2 epochs on cuda" 60 mnistlab train --device cuda --epochs 2 --no-progress --out "$T/train"
     timed "grid seed000 1 epoch" 60 mnistlab grid seed000 --device cuda \
       --epochs 1 --train-subset 5000 --val-size 2000 --no-progress \

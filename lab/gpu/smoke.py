@@ -1,6 +1,6 @@
 """CUDA smoke checks, one line each (adapted from shared/gpu/smoke.sh to the current modules).
 
-Run on a machine with one CUDA GPU: `python tools/gpu/smoke.py`. Each check reports its own
+Run on a machine with one CUDA GPU: `python lab/gpu/smoke.py`. Each check reports its own
 failure and the next one still runs, so one broken path does not hide the others."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """docs/pareto.png: params vs test accuracy, ours (honest, mean ± std) beside public figures.
 
-    python tools/pareto_plot.py [--points docs/results/pareto/points.toml] [--out docs/pareto.png]
+    python lab/pareto/pareto_plot.py [--points lab/pareto/points.toml] [--out docs/pareto.png]
 
 Reads the points file (each of ours names the raw output its figure is copied from; each public
 one its protocol), prints the table docs/accuracy.md shows, and draws the plot: ours as filled
@@ -18,12 +18,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--points", type=Path, default=ROOT / "docs/results/pareto/points.toml")
+    parser.add_argument("--points", type=Path, default=ROOT / "lab/pareto/points.toml")
     parser.add_argument("--out", type=Path, default=ROOT / "docs/pareto.png")
     args = parser.parse_args()
     points = tomllib.loads(args.points.read_text())

@@ -1,8 +1,8 @@
 """docs/reliability.md's table from a fault-injection run, with the commit it measured.
 
-    MNISTLAB_RELIABILITY_REPORT=docs/results/reliability.json \\
-        pytest -m "slow or not slow" tests/reliability | tee docs/results/reliability.log
-    python tools/reliability_table.py [--json docs/results/reliability.json] \\
+    MNISTLAB_RELIABILITY_REPORT=lab/reliability/reliability.json \\
+        pytest -m "slow or not slow" tests/reliability | tee lab/reliability/reliability.log
+    python lab/reliability/reliability_table.py [--json lab/reliability/reliability.json] \\
         [--doc docs/reliability.md]
 
 Prints the table; with --doc, replaces the block between that page's
@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 START, END = "<!-- reliability-table -->", "<!-- /reliability-table -->"
 
 
@@ -45,7 +45,7 @@ def render(report: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", type=Path, default=REPO / "docs/results/reliability.json")
+    parser.add_argument("--json", type=Path, default=REPO / "lab/reliability/reliability.json")
     parser.add_argument(
         "--doc",
         type=Path,

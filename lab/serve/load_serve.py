@@ -1,7 +1,7 @@
 """Load test for `mnistlab serve`: concurrent clients POST one PNG to /predict, again and again.
 
-    python tools/load_serve.py                      # starts `mnistlab serve --port 0` itself
-    python tools/load_serve.py --url http://127.0.0.1:8000/ --image my-digit.png --json
+    python lab/serve/load_serve.py                      # starts `mnistlab serve --port 0` itself
+    python lab/serve/load_serve.py --url http://127.0.0.1:8000/ --image my-digit.png --json
 
 The client is the standard library only (one thread per client, `http.client`); PIL and numpy
 only make the test images. By default each
@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,13 +1,13 @@
 """Where a /predict request's time goes in `mnistlab serve` (docs/inference.md, "Under load").
 
-    python docs/results/serve_profile.py                      # the code on sys.path
-    PYTHONPATH=/path/to/old/src python docs/results/serve_profile.py
+    python lab/serve/serve_profile.py                      # the code on sys.path
+    PYTHONPATH=/path/to/old/src python lab/serve/serve_profile.py
 
 1. Each preprocessing stage and the model call, alone in one thread (median of repeats), for the
-   drawing and the photo that tools/load_serve.py sends; then the drawing's decode and
+   drawing and the photo that lab/serve/load_serve.py sends; then the drawing's decode and
    preprocessing in 1 and in 2 threads at once (does it get past the GIL?).
 2. The server in this process, its handler's stages wrapped in timers (wall time, and CPU time
-   of the thread), under tools/load_serve.py's 16 keep-alive clients x 60 drawings, with
+   of the thread), under lab/serve/load_serve.py's 16 keep-alive clients x 60 drawings, with
    torch.set_num_threads(1) as `mnistlab serve` sets it from commit b839518 on (pass
    --torch-threads 2 for the earlier default). Stages the served code does not have are left
    out; work done in worker processes shows as the wait for them.
@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT / "lab" / "serve"))
 
 import load_serve  # noqa: E402
 
@@ -129,7 +129,7 @@ def under_load(model, requests: int) -> None:
     server = srv.make_server(model, port=0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/"
-    command = [sys.executable, str(ROOT / "tools" / "load_serve.py"), "--url", url]
+    command = [sys.executable, str(ROOT / "lab" / "serve" / "load_serve.py"), "--url", url]
     command += ["--image", "drawing", "--requests", str(requests)]
     own_before = time.process_time()
     everything_before = load_serve.cpu_seconds(os.getpid()) or 0.0

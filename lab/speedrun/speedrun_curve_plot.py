@@ -1,9 +1,9 @@
 """docs/speedrun-curve.png and its table: test accuracy vs wall seconds per run on 2 CPU cores.
 
-    python docs/results/speedrun_curve_plot.py
+    python lab/speedrun/speedrun_curve_plot.py
 
-Reads the two committed stores: docs/results/speedrun.db (the `speedrun` suite, 5 seeds) and
-docs/results/speedrun-curve.db (docs/results/speedrun-curve.toml, 2 seeds per point). Each
+Reads the two committed stores: lab/speedrun/speedrun.db (the `speedrun` suite, 5 seeds) and
+lab/speedrun/speedrun-curve.db (lab/speedrun/speedrun-curve.toml, 2 seeds per point). Each
 point is one config: mean ± std over its seeds of the test accuracy (epoch chosen on val, test
 measured once) against the mean of its runs' `seconds` (first step to written summary)."""
 
@@ -70,9 +70,9 @@ def main() -> None:
     ax.set_ylabel("test accuracy % (epoch chosen on val)")
     ax.set_title("Time to 99.4%: accuracy vs seconds (red: the speedrun suite, 5 seeds)")
     fig.tight_layout()
-    out = HERE.parent / "speedrun-curve.png"
+    out = HERE.parents[1] / "docs" / "speedrun-curve.png"
     fig.savefig(out, dpi=120)
-    print(f"wrote {out.relative_to(HERE.parent.parent)}")
+    print(f"wrote {out.relative_to(HERE.parents[1])}")
 
 
 if __name__ == "__main__":

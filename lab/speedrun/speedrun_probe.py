@@ -1,6 +1,6 @@
 """Cost per training epoch (55k images, batch 128, 2 threads, random data) of SpeedNet prototypes.
 
-python docs/results/speedrun_probe.py   (each candidate twice; nothing else on the cores)
+python lab/speedrun/speedrun_probe.py   (each candidate twice; nothing else on the cores)
 """
 
 import sys

@@ -1,9 +1,9 @@
 #!/bin/bash
 # docs/grids.md's tune figures: `mnistlab tune --space budget8k --trials 30` on 5,000 training
-# images x 5 epochs, from an empty directory; writes docs/results/tune-budget8k/{machine,tune,
-# pruning}.txt and trials.json.   bash tools/tune_budget8k.sh
+# images x 5 epochs, from an empty directory; writes lab/tune/budget8k/{machine,tune,
+# pruning}.txt and trials.json.   bash lab/tune/tune_budget8k.sh
 set -eu
-repo=$(cd "$(dirname "$0")/.." && pwd); out=$repo/docs/results/tune-budget8k; mkdir -p "$out"
+repo=$(cd "$(dirname "$0")/../.." && pwd); out=$repo/lab/tune/budget8k; mkdir -p "$out"
 work=$(mktemp -d); cd "$work"
 command=(mnistlab tune --space budget8k --trials 30 --train-subset 5000 --max-epochs 5 --store sqlite:///tune.db)
 { echo "command (cwd: an empty directory; MNISTLAB_DATA pointing at verified MNIST):"

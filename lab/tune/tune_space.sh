@@ -1,11 +1,11 @@
 #!/bin/bash
 # A budget space's tune on the full training split, two processes sharing one study (2 cores):
-#   bash tools/tune_space.sh budget2k 30 --max-epochs 8
-# writes docs/results/tune-SPACE/{machine,tune-0,tune-1}.txt and trials.json; the store is kept
+#   bash lab/tune/tune_space.sh budget2k 30 --max-epochs 8
+# writes lab/tune/SPACE/{machine,tune-0,tune-1}.txt and trials.json; the store is kept
 # beside them (tune.db) so the study can be resumed or re-read.
 set -eu
 space=$1; trials=$2; shift 2
-repo=$(cd "$(dirname "$0")/.." && pwd); out=$repo/docs/results/tune-$space; mkdir -p "$out"
+repo=$(cd "$(dirname "$0")/../.." && pwd); out=$repo/lab/tune/$space; mkdir -p "$out"
 bin=$repo/.venv/bin
 work=$(mktemp -d); cd "$work"
 command=(mnistlab tune --space "$space" --trials "$trials" --threads 1 "$@" --store "sqlite:///$out/tune.db")

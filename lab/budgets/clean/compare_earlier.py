@@ -6,8 +6,8 @@ budgets-r1k-tta.db). r20k and r5k came from a store of commit 75f43fe that was n
 earlier per-seed test figures are the ones docs/accuracy.md printed, their val figures those the
 shipped r20k.json / r5k.json compared.
 
-    python docs/results/budgets-clean/compare_earlier.py \
-        > docs/results/budgets-clean/compare-earlier.txt
+    python lab/budgets/clean/compare_earlier.py \
+        > lab/budgets/clean/compare-earlier.txt
 """
 
 import json
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from mnistlab.experiments.store import RunStore
 
-FRONTIER = "sqlite:///docs/results/frontier"
+FRONTIER = "sqlite:///lab/frontier"
 EARLIER_STORES = {
     "r8k": (f"{FRONTIER}/r8k-candidate.db", "r8k_candidate"),
     "r4k": (f"{FRONTIER}/budgets-small.db", "budgets"),
@@ -54,7 +54,7 @@ def same_run(now: dict, before: dict) -> bool:
 
 
 def main() -> None:
-    clean = "sqlite:///docs/results/budgets-clean/budgets.db"
+    clean = "sqlite:///lab/budgets/clean/budgets.db"
     print("recipe seed | clean store: epoch val test | earlier: epoch val test | same?")
     for recipe in ("r20k", "r8k", "r5k", "r4k", "r2k", "r1k"):
         now = by_seed(clean, "budgets", recipe)
