@@ -19,10 +19,11 @@ from pathlib import Path
 
 import torch
 
-from mnistlab.bench import WARMUP_STEPS, ProductSteps, Timing, _splits, bench_config
+from mnistlab.bench import WARMUP_STEPS, ProductSteps, Timing, bench_config
 from mnistlab.bench_reference import SeedTrainer, stage_mnist
-from mnistlab.data import ensure_mnist, find_files
+from mnistlab.data import ensure_mnist, find_files, load_mnist
 from mnistlab.engine.trainer import started_run
+from mnistlab.run.build import splits_for
 
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 6
 CHUNK_S = float(sys.argv[2]) if len(sys.argv) > 2 else 2.0
@@ -77,7 +78,7 @@ def main() -> None:
     ).stdout.strip()
     directory = ensure_mnist(None, log=lambda _: None)
     config = bench_config("tiny", BATCH, "cpu", epochs=400)
-    splits = _splits(config, directory)
+    splits = splits_for(config, load_mnist(directory, download=False))
     print(
         f"commit {commit}, torch {torch.__version__}, {os.cpu_count()} cores, "
         f"load average {os.getloadavg()[0]:.2f} at start"

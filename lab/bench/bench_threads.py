@@ -11,12 +11,14 @@ import os
 
 import torch
 
-from mnistlab.bench import ProductSteps, _splits, bench_config
-from mnistlab.data import ensure_mnist
+from mnistlab.bench import ProductSteps, bench_config
+from mnistlab.data import ensure_mnist, load_mnist
 from mnistlab.engine.trainer import started_run
+from mnistlab.run.build import splits_for
 
 config = bench_config("tiny", 128, "cpu", epochs=100)
-with started_run(config, _splits(config, ensure_mnist(None, log=lambda _: None))) as (run, gen):
+data = load_mnist(ensure_mnist(None, log=lambda _: None), download=False)
+with started_run(config, splits_for(config, data)) as (run, gen):
     steps = ProductSteps(run, gen)
     steps.train(10 * 128)
     load = os.getloadavg()[0]

@@ -12,14 +12,16 @@ import sys
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from mnistlab.bench import ProductSteps, _splits, bench_config
-from mnistlab.data import ensure_mnist
+from mnistlab.bench import ProductSteps, bench_config
+from mnistlab.data import ensure_mnist, load_mnist
 from mnistlab.engine.trainer import started_run
+from mnistlab.run.build import splits_for
 
 threads = int(sys.argv[1]) if len(sys.argv) > 1 else 1
 torch.set_num_threads(threads)
 config = bench_config("tiny", 128, "cpu", epochs=100)
-with started_run(config, _splits(config, ensure_mnist(None, log=lambda _: None))) as (run, gen):
+data = load_mnist(ensure_mnist(None, log=lambda _: None), download=False)
+with started_run(config, splits_for(config, data)) as (run, gen):
     run.model.cpu_channels_last = "nchw" not in sys.argv
     steps = ProductSteps(run, gen)
     steps.train(10 * 128)
