@@ -138,7 +138,7 @@ def test_console_script_is_installed():
 
 
 def test_out_of_gpu_memory_is_one_line_exit_1(capsys, monkeypatch, tmp_path):
-    """Seen on an H100 (docs/results/gpu/smoke.txt): a CUDA OOM in `train` was a traceback."""
+    """Seen on an H100 (lab/gpu/smoke-3e3e42f.txt): a CUDA OOM in `train` was a traceback."""
     import torch
 
     from mnistlab.cli import train as train_cli

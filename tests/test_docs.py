@@ -444,7 +444,7 @@ def _relative_links(path: Path) -> list[tuple[int, str]]:
 
 
 def test_relative_links_resolve():
-    # README.md and the docs pages link each other and docs/results/ by relative paths: a page
+    # README.md and the docs pages link each other and lab/ by relative paths: a page
     # moved or a file renamed must not leave a dead link behind
     pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
     problems = [

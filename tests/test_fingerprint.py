@@ -26,11 +26,11 @@ from mnistlab.engine.trainer import train_run
 FINGERPRINT = Path(__file__).parent / "data" / "fingerprint.json"
 # the documented figures that come from training runs (see each one's raw output)
 FIGURES = (
-    "README.md Quick-start table (docs/results/default-train*.txt) and the shipped default "
+    "README.md Quick-start table (lab/default-train/default-train*.txt) and the shipped default "
     "weights (tools/ship_run.py; docs/inference.md)",
     "docs/grids.md seed000 at 3 epochs and docs/report-seed000",
     "docs/accuracy.md accuracy-under-a-budget table and shipped weights (src/mnistlab/pretrained)",
-    "docs/results/* grids, ablations, speedrun and tune studies",
+    "lab/* grids, ablations, speedrun and tune studies",
 )
 # the default recipe, shortened: 2 epochs of 640 images = 10 steps, augmentation and dropout on
 CONFIG = TrainConfig(epochs=2, train_subset=640, val_size=1000, device="cpu")

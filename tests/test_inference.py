@@ -404,7 +404,7 @@ def test_pretrained_registry():
         "speedrun",
     ]
     record = pretrained.info("default")
-    # the figures docs/inference.md states (docs/results/default-train.txt)
+    # the figures docs/inference.md states (lab/default-train/default-train.txt)
     assert (round(record["test_acc"], 2), round(record["val_acc"], 2)) == (99.43, 99.28)
     assert record["selected_on"] == "val" and record["params"] == 15_882
     model, config = pretrained.load("default")

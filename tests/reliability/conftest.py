@@ -1,7 +1,7 @@
 """Fault-injection helpers. Each test records (fault, trials, survived, lost) through the
 `reliability` fixture; with MNISTLAB_RELIABILITY_REPORT=path the session writes them as JSON,
 with the commit they were measured on, which is where the Reliability table in
-docs/reliability.md comes from (`python tools/reliability_table.py`)."""
+docs/reliability.md comes from (`python lab/reliability/reliability_table.py`)."""
 
 from __future__ import annotations
 

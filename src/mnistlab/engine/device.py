@@ -41,7 +41,7 @@ def torch_threads(threads: int | None) -> Iterator[None]:
 @contextlib.contextmanager
 def reproducible_kernels(device: torch.device) -> Iterator[None]:
     """On CUDA, only deterministic cuDNN algorithms while training: the same seed twice gave
-    different losses on an H100 (docs/results/gpu/smoke.txt) with cuDNN's default choice."""
+    different losses on an H100 (lab/gpu/smoke-3e3e42f.txt) with cuDNN's default choice."""
     if device.type != "cuda":
         yield
         return

@@ -9,7 +9,7 @@ function as `mnistlab predict`, and answers JSON ``{digit, prob, top3, probs, im
 Each connection has a thread; decoding and preprocessing run in worker processes (one per core
 by default): that work is 1-2 ms of Python, numpy and Pillow per drawing, holding the GIL, so
 in threads one core did it for every request. The model call (well under 1 ms) runs in the
-request's thread, one at a time. `tools/load_serve.py` measures it; docs/inference.md has the
+request's thread, one at a time. `lab/serve/load_serve.py` measures it; docs/inference.md has the
 figures.
 
 Bad requests get a JSON ``{"error": ...}`` with 400 (malformed, empty drawing), 411 (no

@@ -7,7 +7,7 @@ few and BatchNorm/ReLU/pooling are memory-bound, so the first conv already downs
 2); the width is spent at 14×14 and 7×7 instead. Measured per training epoch (55k images,
 batch 128, 2 threads, random data): 4.2 s for 16-32-64 with the strided stem against 7.9-12 s
 with a stride-1 conv + max-pool stem, and 6.4 s for the default 16-48-96 (49,818 params;
-`python docs/results/speedrun_probe.py`, raw output in docs/results/speedrun-probe.txt).
+`python lab/speedrun/speedrun_probe.py`, raw output in lab/speedrun/speedrun-probe.txt).
 """
 
 from __future__ import annotations

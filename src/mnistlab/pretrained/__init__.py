@@ -29,7 +29,7 @@ speedrun   speednet  49,818    99.30%   99.52%    recipe speedrun, seed 2 of 0-4
 =========  ========  ========  =======  ========  ================================================
 
 The r* entries come from one clean run of the suite `budgets` (`mnistlab grid budgets`, store
-docs/results/budgets-clean/budgets.db, code of commit 3037b7d);
+lab/budgets/clean/budgets.db, code of commit 3037b7d);
 of each recipe's five seeds the one with the highest *validation* accuracy is shipped, by
 ``python tools/budgets_table.py --ship`` (test accuracy is never looked at to choose). Their
 mean ± std over the five seeds is in docs/accuracy.md.
