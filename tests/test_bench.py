@@ -59,9 +59,6 @@ def test_mnistlab_side_runs_trains_own_epoch_function(capsys, mnist_dir, monkeyp
     assert sum(batches) >= timed + 10 * 128
     for key in ("reference_img_per_s", "mnistlab_img_per_s"):
         assert result[key] > 0
-    assert result["speedup"] == pytest.approx(
-        result["mnistlab_img_per_s"] / result["reference_img_per_s"], rel=0.01
-    )
     assert len(result["speedup_per_round"]) == result["rounds"] == 2
     assert result["threads"] == 1 and result["device"] == "cpu"
     assert len(result["load_avg_1min"]) == 2 and "grid_speedup" not in result
@@ -75,8 +72,6 @@ def test_bench_grid_times_worker_processes_and_ends_with_speedup(capsys, mnist_d
     assert result["grid_workers"] == min(2, torch.multiprocessing.cpu_count())
     for key in ("reference", "sequential", "workers"):
         assert result[f"grid_{key}_img_per_s"] > 0
-    best = max(result["grid_sequential_img_per_s"], result["grid_workers_img_per_s"])
-    assert result["grid_speedup"] == pytest.approx(best / result["grid_reference_img_per_s"], 0.01)
     assert main(argv) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-1].startswith("speedup=") and any(x.startswith("grid_speedup=") for x in lines)
