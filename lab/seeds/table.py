@@ -1,5 +1,5 @@
-"""The seed000 table of docs/reproductions.md, from `mnistlab compare seed000 --json` of this
-folder's store: python lab/seeds/seed000/table.py lab/seeds/seed000/compare.json"""
+"""A seed suite's table of docs/reproductions.md, from `mnistlab compare SUITE --json` of its
+store: python lab/seeds/table.py lab/seeds/seed000/compare.json"""
 
 import json
 import sys
@@ -11,13 +11,17 @@ def number(stat: dict) -> str:
     return f"{stat['mean']:.2f}" + (f" ± {stat['std']:.2f}" if stat.get("std") else "")
 
 
+def fmt(value: float | None, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
+
+
 rows = json.load(open(sys.argv[1]))["rows"]
 columns = ["config", "figure", "published", "ours, seed protocol", "ours honest (test)", "seeds"]
 print("| " + " | ".join([*columns, "diff", "verdict"]) + " |")
 print("|---|---|---|---|---|---|---|---|")
 for r in rows:
     print(
-        f"| {r['config']} | {r['metric_label']} | {r['published']:g} "
+        f"| {r['config']} | {r['metric_label']} | {fmt(r['published'], 'g')} "
         f"| {number(r['seed_protocol'])} | {number(r['honest_test'])} | {r['runs']} "
-        f"| {r['diff']:+.2f} | {r['verdict']} |"
+        f"| {fmt(r['diff'], '+.2f')} | {r['verdict']} |"
     )
