@@ -38,6 +38,7 @@ def _float_state(module: nn.Module) -> dict[str, torch.Tensor]:
     }
 
 
+@pytest.mark.long
 def test_ema_is_the_exponential_average_of_every_steps_weights(small_splits, monkeypatch):
     decay = 0.8
     steps: list[dict[str, torch.Tensor]] = []
@@ -69,6 +70,7 @@ def test_ema_is_the_exponential_average_of_every_steps_weights(small_splits, mon
     assert any(not torch.allclose(expected[k], steps[-1][k]) for k in expected)
 
 
+@pytest.mark.long
 def test_swa_is_the_mean_of_the_epoch_end_weights_with_bn_recomputed(small_splits, monkeypatch):
     config = BASE.replace(epochs=3, swa_start=2)
     ends: list[dict[str, torch.Tensor]] = []

@@ -35,6 +35,7 @@ def _needs_torchvision() -> None:
     pytest.importorskip("torchvision", reason="bench's reference needs torchvision ([bench])")
 
 
+@pytest.mark.long
 def test_mnistlab_side_runs_trains_own_epoch_function(capsys, mnist_dir, monkeypatch):
     _needs_torchvision()
     # the product's steps, not a copy: every trained batch goes through engine.loop's epoch
@@ -64,6 +65,7 @@ def test_mnistlab_side_runs_trains_own_epoch_function(capsys, mnist_dir, monkeyp
     assert len(result["load_avg_1min"]) == 2 and "grid_speedup" not in result
 
 
+@pytest.mark.long
 def test_bench_grid_times_worker_processes_and_ends_with_speedup(capsys, mnist_dir):
     _needs_torchvision()
     argv = [*QUICK[:-1], "--grid", "2", "--data-dir", str(mnist_dir)]

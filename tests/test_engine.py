@@ -130,6 +130,7 @@ def test_rotate_zero_is_identity_and_rotation_moves_pixels(small_splits):
     assert not torch.allclose(rotate(images, 30.0), images, atol=1e-2)
 
 
+@pytest.mark.long
 def test_train_run_writes_run_dir_and_selects_on_val(small_splits, tmp_path):
     config = TrainConfig(**QUICK)
     result = train_run(config, small_splits, tmp_path, progress=False, log=None)
@@ -151,6 +152,7 @@ def test_train_run_writes_run_dir_and_selects_on_val(small_splits, tmp_path):
     assert result.summary == summary
 
 
+@pytest.mark.long
 def test_same_seed_same_metrics_different_seed_differs(small_splits):
     def metrics(seed: int) -> list[tuple]:
         config = TrainConfig(**{**QUICK, "seed": seed, "epochs": 1})
@@ -173,6 +175,7 @@ def test_divergence_is_marked_not_crashing(small_splits, tmp_path):
     json.loads((tmp_path / "summary.json").read_text())  # valid JSON: no NaN literal
 
 
+@pytest.mark.long
 def test_ema_swa_tta_run(small_splits):
     config = TrainConfig(**{**QUICK, "ema_decay": 0.9, "tta_angles": (-3.0, 3.0)})
     summary = train_run(config, small_splits, None, progress=False, log=None).summary

@@ -158,6 +158,7 @@ def test_unopenable_store_is_a_clear_error(capsys, tmp_path):
 # -- running grids ----------------------------------------------------------------------------
 
 
+@pytest.mark.long
 def test_grid_runs_once_and_rerun_does_not_duplicate(tmp_path, capsys):
     suite = write_suite(tmp_path)
     assert main(grid_argv(suite, tmp_path, "--seeds", "2")) == 0
@@ -177,6 +178,7 @@ def test_grid_runs_once_and_rerun_does_not_duplicate(tmp_path, capsys):
     assert {(r["name"], r["seed"]): (r["val_acc"], r["run_dir"]) for r in after} == before
 
 
+@pytest.mark.long
 def test_top_gives_more_seeds_to_the_best_configs_by_val_only(tmp_path, capsys):
     suite = write_suite(tmp_path)
     started = time.perf_counter()
@@ -253,6 +255,7 @@ def test_top_ranks_on_seed_0_so_a_resumed_pass_picks_the_same_configs():
     assert [cell.name for cell in best.cells] == ["g_sgd_bs64"]
 
 
+@pytest.mark.long
 def test_runs_queued_for_another_device_train_on_this_one(tmp_path, capsys):
     """The device is the machine's, outside the config hash: a store queued by a GPU grid is
     finished by a CPU grid, and each summary says where it ran."""
@@ -282,6 +285,7 @@ def test_top_before_the_first_pass_is_complete_is_a_one_line_error(tmp_path, cap
     assert "4 of 4 configs of 'quick' have no finished seed-0 run yet" in err and "\n" not in err
 
 
+@pytest.mark.long
 def test_diverging_config_is_marked_and_the_rest_finish(tmp_path, capsys):
     text = QUICK_SUITE.replace(
         'variants = [ { name = "sgd" },',
@@ -297,6 +301,7 @@ def test_diverging_config_is_marked_and_the_rest_finish(tmp_path, capsys):
     assert "0 newly queued" in capsys.readouterr().out
 
 
+@pytest.mark.long
 def test_two_grids_in_one_store_do_not_mix(tmp_path, capsys):
     other = QUICK_SUITE.replace('name = "quick"', 'name = "other"').replace(
         "axes = { batch_size = [32, 64] }", "axes = { batch_size = [32] }"
@@ -307,6 +312,7 @@ def test_two_grids_in_one_store_do_not_mix(tmp_path, capsys):
     assert len(results(tmp_path, capsys, "other")) == 2
 
 
+@pytest.mark.long
 def test_two_workers_split_a_grid_without_duplicates(tmp_path, capsys):
     # --threads: per worker, instead of cores // workers (3 is neither 1 nor this machine's 2)
     argv = grid_argv(write_suite(tmp_path), tmp_path, "--workers", "2", "--threads", "3")
@@ -377,6 +383,7 @@ def test_sigkill_mid_grid_then_resume_finishes_each_run_once(tmp_path, capsys):
         assert again[0]["val_acc"] == summary["val_acc"]  # finished runs were not redone
 
 
+@pytest.mark.long
 def test_identical_configs_under_two_names_run_once_listed_twice(tmp_path, capsys):
     text = QUICK_SUITE + '\n[[groups]]\nname = "again"\nvariants = [ { name = "sgd" } ]\n'
     text = text.replace("axes = { batch_size = [32, 64] }", "axes = { batch_size = [64] }")

@@ -30,6 +30,7 @@ class _Skewed:
         (100.0, "predictions differ"),
     ],
 )
+@pytest.mark.long
 def test_export_exits_1_when_parity_fails(capsys, tmp_path, monkeypatch, shift, why):
     for module in ("onnx", "onnxruntime", "onnxscript"):
         pytest.importorskip(module, reason=f"{module} not importable", exc_type=ImportError)

@@ -488,6 +488,7 @@ def test_bad_checkpoints_give_one_line_and_exit_2(capsys, tmp_path, default_payl
 # ONNX export
 
 
+@pytest.mark.long
 def test_export_onnx_matches_pytorch(capsys, tmp_path):
     for module in ("onnx", "onnxruntime", "onnxscript"):
         pytest.importorskip(

@@ -28,6 +28,7 @@ def test_committed_without_outputs():
     assert code and all(not c.outputs and c.execution_count is None for c in code)
 
 
+@pytest.mark.long
 def test_notebook_runs(tmp_path):
     nbformat = pytest.importorskip("nbformat", reason=REASON.format("nbformat"))
     nbclient = pytest.importorskip("nbclient", reason=REASON.format("nbclient"))

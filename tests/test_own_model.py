@@ -151,6 +151,7 @@ def test_train_stores_the_source_and_its_sha256(trained):
     assert 0.0 <= summary["val_acc"] <= 100.0 and 0.0 <= summary["test_acc"] <= 100.0
 
 
+@pytest.mark.long
 def test_suite_with_a_relative_model_path(capsys, tmp_path, monkeypatch):
     suites = tmp_path / "suites"
     nets = write_nets(suites)
@@ -227,6 +228,7 @@ def eval_json(capsys, checkpoint: Path) -> tuple[dict, str]:
     return json.loads(out), err
 
 
+@pytest.mark.long
 def test_eval_and_predict_warn_when_the_model_file_changed(capsys, trained):
     nets, run_dir = trained
     checkpoint = run_dir / "best.pt"
@@ -320,6 +322,7 @@ def test_api_says_when_a_model_has_no_findable_source(tmp_path):
     assert not (tmp_path / "run" / "model_source.py").exists()
 
 
+@pytest.mark.long
 def test_api_grid_runs_a_suite_of_user_models(tmp_path):
     # the suite's own model file is code this process was given: its runs are not left queued
     write_nets(tmp_path)
@@ -524,6 +527,7 @@ def test_a_class_from_a_notebook_cell_is_saved_and_evaluates(capsys, tmp_path):
     assert figures["val_acc"] == round(run.val_acc, 4) and "warning" not in err
 
 
+@pytest.mark.long
 def test_tune_searches_a_user_model_named_relative_to_its_space(capsys, tmp_path, monkeypatch):
     folder = tmp_path / "search"
     folder.mkdir()
@@ -559,6 +563,7 @@ def _state(path: Path) -> dict:
     return torch.load(path, weights_only=True)["state_dict"]
 
 
+@pytest.mark.long
 def test_api_gives_back_the_model_chosen_on_val(tmp_path):
     """`result.model` holds best.pt's weights (chosen on val), and so does an instance passed
     in, after the call; last.pt keeps the last epoch's."""
@@ -600,6 +605,7 @@ def test_api_history_is_a_table_with_rounded_figures(tmp_path):
         assert list(table.columns) == ["lr", "val_acc"] and table.loc[1, "val_acc"] == 21.5
 
 
+@pytest.mark.long
 def test_api_names_runs_after_the_model_and_refuses_a_used_out(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     run = mnistlab.train(ApiNet, progress=False, **API_QUICK)
@@ -616,6 +622,7 @@ def test_api_errors_render_in_one_line_in_ipython():
     assert error._render_traceback_() == ["ConfigError: unknown key 'lrr'"]
 
 
+@pytest.mark.long
 def test_a_run_too_short_for_its_schedule_says_what_would_work(tmp_path):
     """The default recipe's OneCycle over 16 steps ends at chance: a line says so; the quick
     recipe learns in the same step count (83.6% val measured, seed 0)."""

@@ -80,6 +80,7 @@ def test_bad_fit_and_recipe_values_exit_2(capsys, argv, fragment):
     assert fragment in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.long
 def test_train_recipe_flags_override_and_monitor_test(capsys, tmp_path):
     out_dir = tmp_path / "run"
     code, out, err = run_cli(
@@ -150,6 +151,7 @@ def test_fast_dropout_keeps_the_rate_scale_and_gradient():
     assert torch.equal(layer(x), x)
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_shipped_recipe_weights_were_chosen_on_val_and_reproduce_their_test_figure(
     capsys, name, mnist_dir

@@ -73,6 +73,7 @@ def markdown_table(text: str, heading: str) -> list[dict[str, str]]:
     return [dict(zip(header, row, strict=True)) for row in body]
 
 
+@pytest.mark.long
 def test_report_has_every_section_and_image(grid):
     out = grid["out"]
     markdown = (out / "REPORT.md").read_text()

@@ -37,6 +37,7 @@ def test_bad_run_options_are_one_line_errors(values, message):
         RunOptions(**values)
 
 
+@pytest.mark.long
 def test_the_api_takes_threads_like_the_cli(tmp_path, mnist_dir):
     run = mnistlab.train(
         "tiny", epochs=1, train_subset=500, val_size=500, threads=1, progress=False,

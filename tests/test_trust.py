@@ -62,6 +62,7 @@ def test_localize_runs_only_given_code(tmp_path: Path) -> None:
     assert "not code this process was given" in trusted.refusal({"model": "os:system"})
 
 
+@pytest.mark.long
 def test_grid_with_a_relative_model_file_then_a_worker_refuses_foreign_code(
     suite_dir: Path, tmp_path: Path, mnist_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -92,6 +93,7 @@ def test_grid_with_a_relative_model_file_then_a_worker_refuses_foreign_code(
     assert states["evil"] == optuna.trial.TrialState.WAITING  # left queued, untouched
 
 
+@pytest.mark.long
 def test_a_changed_model_file_is_not_mixed_into_its_grid(
     suite_dir: Path, tmp_path: Path, mnist_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -138,6 +138,7 @@ def test_load_space_rejects_a_space_without_params(tmp_path):
 # -- studies ----------------------------------------------------------------------------------
 
 
+@pytest.mark.long
 def test_bad_learning_rates_are_pruned_or_diverged_and_the_study_finishes(tmp_path, mnist_dir):
     store = RunStore(f"sqlite:///{tmp_path}/store.db")
     space = load_space(write_space(tmp_path))
@@ -171,6 +172,7 @@ def test_bad_learning_rates_are_pruned_or_diverged_and_the_study_finishes(tmp_pa
     assert good.value == good.user_attrs["summary"]["val_acc"]
 
 
+@pytest.mark.long
 def test_tune_command_resumes_to_the_total_and_shows_test_beside_val(tmp_path, capsys, mnist_dir):
     text = QUICK_SPACE.replace("0.00001, 100.0", "0.1").replace('"tiny"', '"tiny"\nwidth = 0.5')
     path = write_space(tmp_path, text)
@@ -230,6 +232,7 @@ def test_tune_command_resumes_to_the_total_and_shows_test_beside_val(tmp_path, c
         ("elsewhere", 2, "stale"),
     ],
 )
+@pytest.mark.long
 def test_a_dead_processes_trial_is_retried_at_the_same_point(
     tmp_path, monkeypatch, mnist_dir, holder, grace, reason
 ):

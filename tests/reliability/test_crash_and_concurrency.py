@@ -267,6 +267,7 @@ def _grid_kills(tmp_path, reliability, workers: int, kills: int, suite: str, see
     assert f"{cells} of {cells} runs done" in log.restart.stdout
 
 
+@pytest.mark.long
 def test_sigkill_grid_three_times_restarting_at_once(tmp_path, reliability):
     _grid_kills(tmp_path, reliability, workers=2, kills=3, suite=QUICK_SUITE, seed=3)
 
@@ -293,6 +294,7 @@ def _tune_kills(tmp_path, reliability, kills: int, total: int, seed: int, epochs
     assert not problems, lost
 
 
+@pytest.mark.long
 def test_sigkill_tune_twice_restarting_at_once(tmp_path, reliability):
     _tune_kills(tmp_path, reliability, kills=2, total=3, seed=2, epochs=1)
 
@@ -307,6 +309,7 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@pytest.mark.long
 def test_ctrl_c_during_a_grid_gives_its_runs_back(tmp_path, reliability):
     (tmp_path / "suite.toml").write_text(QUICK_SUITE)
     store = RunStore(store_url(tmp_path), heartbeat=False)
@@ -364,6 +367,7 @@ def _spawned_workers(parent: int) -> list[int]:
     return found
 
 
+@pytest.mark.long
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds workers through /proc")
 def test_a_worker_killed_under_a_live_coordinator_is_replaced_and_its_run_redone(
     tmp_path, reliability
@@ -401,6 +405,7 @@ def test_a_worker_killed_under_a_live_coordinator_is_replaced_and_its_run_redone
     assert len(retry) == 1 and retry[0].user_attrs["attempt"] == 2 and _done(retry[0])
 
 
+@pytest.mark.long
 def test_a_run_is_retried_at_most_three_times_then_reported_failed(tmp_path, capsys):
     (tmp_path / "suite.toml").write_text(QUICK_SUITE.replace("[0.02, 0.05]", "[0.05]"))
     suite = load_suite(tmp_path / "suite.toml")
@@ -458,6 +463,7 @@ def test_a_dead_holder_on_this_machine_is_taken_back_at_once(tmp_path, monkeypat
     assert again is not None and again.user_attrs["retry_of"] in taken
 
 
+@pytest.mark.long
 def test_a_run_held_by_another_machine_is_waited_for_then_taken_back_when_stale(
     tmp_path, capsys, monkeypatch
 ):
@@ -493,6 +499,7 @@ def test_a_run_held_by_another_machine_is_waited_for_then_taken_back_when_stale(
     assert trial.state == TrialState.FAIL and trial.user_attrs["state"] == "stale"
 
 
+@pytest.mark.long
 def test_four_grid_processes_on_one_sqlite_store(tmp_path, reliability):
     (tmp_path / "suite.toml").write_text(SUITE.replace("epochs = 2", "epochs = 1"))
     processes = [
@@ -525,6 +532,7 @@ def test_four_grid_processes_on_one_sqlite_store(tmp_path, reliability):
     assert ok, "\n".join(outputs)
 
 
+@pytest.mark.long
 def test_three_tune_processes_on_one_sqlite_store_stop_at_exactly_the_total(tmp_path, reliability):
     (tmp_path / "space.toml").write_text(SPACE.replace("epochs = 2", "epochs = 1"))
     command = tune_command(tmp_path, 4)
@@ -553,6 +561,7 @@ while True:
 """
 
 
+@pytest.mark.long
 def test_sigkill_during_atomic_writes_never_tears_a_file(tmp_path, reliability):
     target = tmp_path / "best.pt"
     size = 4_000_000  # large enough that a kill often lands mid-write

@@ -116,6 +116,7 @@ def _umount(path: Path) -> None:
     subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
+@pytest.mark.long
 def test_disk_full_is_a_clear_error_and_keeps_earlier_files(tmp_path, capsys, reliability):
     mount = tmp_path / "small"
     if not _mount_tmpfs(mount, "size=160k"):
@@ -156,6 +157,7 @@ def test_read_only_output_dir_is_a_clear_error(tmp_path, capsys, reliability):
         _umount(mount)
 
 
+@pytest.mark.long
 def test_diverging_run_is_marked_and_reports_no_number(tmp_path, capsys, reliability):
     code = main(
         [
@@ -179,6 +181,7 @@ def test_diverging_run_is_marked_and_reports_no_number(tmp_path, capsys, reliabi
     assert survived, out
 
 
+@pytest.mark.long
 def test_same_seed_identical_epochs_csv_different_seed_differs(tmp_path, capsys, reliability):
     def epochs(seed: int, name: str) -> list[dict]:
         assert (
@@ -197,6 +200,7 @@ def test_same_seed_identical_epochs_csv_different_seed_differs(tmp_path, capsys,
     assert survived
 
 
+@pytest.mark.long
 def test_interrupted_train_leaves_no_partial_files(tmp_path):
     # Ctrl-C (SIGINT) mid-run: exit 130, one line, and every file present is complete
     import signal

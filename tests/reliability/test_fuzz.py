@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import tomllib
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -127,6 +128,7 @@ def test_image_preprocessing_of_random_bytes_only_raises_clean_errors(payload):
     st.sampled_from(["PNG", "BMP", "GIF", "JPEG"]),
     st.randoms(use_true_random=False),
 )
+@pytest.mark.long
 def test_image_preprocessing_of_random_images(width, height, mode, fmt, rnd):
     import io
 
