@@ -77,7 +77,7 @@ def test_every_seed_suite_carries_its_published_figures():
     assert figures["seed001", "E3", "test_acc_last3_min"] == 99.08
     assert not any(k[:2] == ("seed001", "E3a") for k in figures)  # the seed states none
     assert figures["seed002", "batch_bs32", "test_acc_final"] == 99.36
-    assert figures["seed002", "dropout_p0p01", "val_acc_best"] == 99.05
+    assert figures["seed002", "dropout_p0p01", "val_acc_last"] == 99.05
     assert figures["seed003", "run1", "val_acc_best"] == 95.7
     assert figures["seed004", "exp_3_adam_onecycle", "epochs_to_99"] == 10
 
@@ -265,7 +265,10 @@ def test_compare_reads_the_store_and_prints_json(tmp_path, capsys):
     url = f"sqlite:///{tmp_path}/store.db"
     suite = load_suite("seed002")
     # batch_bs32, dropout_p0p05 and arch_enhanced are one config: run once, listed three times
-    _fill(url, suite, {("batch_bs32", 0): [99.0, 99.5], ("batch_bs32", 1): [99.1, 99.3]})
+    lead = [98.0] * 18  # all 20 planned epochs: the seed's figure is the last epoch's
+    _fill(
+        url, suite, {("batch_bs32", 0): lead + [99.0, 99.5], ("batch_bs32", 1): lead + [99.1, 99.3]}
+    )
     assert main(["compare", "seed002", "--store", url, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["suite"] == "seed002" and out["noise_rule"] == NOISE_RULE and out["store_found"]
@@ -282,7 +285,7 @@ def test_compare_reads_the_store_and_prints_json(tmp_path, capsys):
     rows = {(r["config"], r["metric"]): r for r in out["rows"]}
     vals = [98.0, 98.0]  # _epochs' default val curve
     for name in ("batch_bs32", "dropout_p0p05", "arch_enhanced"):
-        row = rows[name, "val_acc_best"]
+        row = rows[name, "val_acc_last"]
         assert row["runs"] == 2 and row["seed_protocol"]["mean"] == max(vals)
         assert row["honest_test"]["mean"] == pytest.approx(statistics.fmean([99.4, 99.2]))
         assert row["honest_test"]["n"] == 2 and row["verdict"] == "below"
@@ -291,7 +294,7 @@ def test_compare_reads_the_store_and_prints_json(tmp_path, capsys):
     assert final["seed_protocol"]["mean"] == pytest.approx(99.3)
     assert final["noise"] == pytest.approx(_noise(statistics.stdev([99.4, 99.2]), 99.36))
     assert final["verdict"] == "within noise"
-    assert rows["batch_bs16", "val_acc_best"]["verdict"] == "not run"
+    assert rows["batch_bs16", "val_acc_last"]["verdict"] == "not run"
     assert set(out["rows"][0]) >= {"config", "metric", "published", "seed_protocol", "diff"}
 
 

@@ -42,8 +42,24 @@ def lrs_per_epoch(
     return lrs
 
 
-def test_phases_schedule_matches_seed002_log():
-    # seed 002: 0.003 -> 0.001 -> 0.0003 -> 0.0001, new lr from epochs 5, 12 and 18
+def test_seed002s_multistep_schedule_gives_its_lr_per_epoch():
+    """The seed's MultiStepLR(milestones [5, 12, 18], gamma 0.33) stepped per epoch trains
+    epochs 1-5 at 0.003, 6-12 at 0.00099, 13-18 at 0.0003267, 19-20 at 0.0001078 (computed by
+    hand: 0.003 x 0.33^k); mnistlab's milestones name the epoch where the decayed lr starts."""
+    config = TrainConfig(
+        optimizer="adam",
+        lr=0.003,
+        scheduler="multistep",
+        epochs=20,
+        milestones=(6, 13, 19),
+        gamma=0.33,
+    )
+    want = [0.003] * 5 + [0.00099] * 7 + [0.0003267] * 6 + [0.00010781] * 2
+    assert lrs_per_epoch(config) == pytest.approx(want, rel=1e-3)
+
+
+def test_phases_schedule_gives_each_phase_its_lr():
+    # 0.003 -> 0.001 -> 0.0003 -> 0.0001, new lr from epochs 5, 12 and 18
     config = TrainConfig(
         optimizer="adam",
         lr=0.003,

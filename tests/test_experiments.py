@@ -83,7 +83,23 @@ def test_builtin_suites_reproduce_the_seeds():
     assert cells["C_bs_sweep_rmsprop_plateau_bs32"].batch_size == 32
     assert cells["D_activation_silu"].model_options["activation"] == "silu"
     seed002 = {c.name: c.config for c in load_suite("seed002").cells}
-    assert seed002["batch_bs32"].phase_lrs == (0.003, 0.001, 0.0003, 0.0001)
+    # the seed's MultiStepLR([5, 12, 18], 0.33): the decayed lr starts at epochs 6, 13, 19
+    win = seed002["batch_bs32"]
+    assert (win.scheduler, win.milestones, win.gamma, win.lr) == (
+        "multistep",
+        (6, 13, 19),
+        0.33,
+        0.003,
+    )
+    # the ablation rows: the 17,758-param baseline at a constant lr, as the seed's CSV records
+    bs16 = seed002["batch_bs16"]
+    assert (bs16.model, bs16.scheduler, bs16.lr, bs16.batch_size) == (
+        "s002_baseline",
+        "none",
+        0.0008,
+        16,
+    )
+    assert seed002["dropout_p0p1"].batch_size == 128
     assert seed002["arch_s002_wide"].model == "s002_wide"
     assert len(load_suite("seed004").cells) == 4
     assert {c.config.model for c in load_suite("seed001").cells} == {
