@@ -355,7 +355,7 @@ def _current_keys(suite_name: str | None) -> set[str] | None:
 
     if suite_name not in builtin_suites():
         return None
-    return {cell.config.replace(seed=0).config_hash() for cell in load_suite(suite_name).cells}
+    return load_suite(suite_name).config_keys()
 
 
 def _stale_rows(suite_name: str | None, rows: list[dict[str, Any]]) -> list[str]:

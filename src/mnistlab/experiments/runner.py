@@ -75,7 +75,7 @@ def enqueue_suite(store: RunStore, suite: Suite, seeds: int) -> int:
 def top_configs(store: RunStore, suite: Suite, count: int) -> Suite:
     """The suite cut to its `count` best configs by their seed-0 val accuracy (validation only:
     the test set never chooses), e.g. to give only those more seeds."""
-    current = {cell.config.replace(seed=0).config_hash() for cell in suite.cells}
+    current = suite.config_keys()
     records = [
         record
         for record in store.records(store.study(suite.name, create=False))

@@ -135,6 +135,11 @@ class Suite:
         cells = tuple(Cell(c.name, override(c.config, **overrides)) for c in self.cells)
         return dataclasses.replace(self, cells=cells)
 
+    def config_keys(self) -> set[str]:
+        """Each cell's config hash with its seed set to 0: what a stored run's
+        `results.config_key` must equal to be one of this suite's configs as it is now."""
+        return {c.config.replace(seed=0).config_hash() for c in self.cells}
+
     def runs(self, seeds: int) -> list[Cell]:
         """Every (config, seed) pair: seeds 0..seeds-1 of every cell."""
         return [Cell(c.name, c.config.replace(seed=s)) for c in self.cells for s in range(seeds)]
