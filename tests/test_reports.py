@@ -153,6 +153,48 @@ def test_diverged_run_shows_as_diverged(grid):
     assert checklist["g_boom"]["last 3 epochs ≥ 99.4% (every seed)"].startswith("✗ seed")
 
 
+@pytest.mark.long
+def test_a_suite_changed_after_its_runs_is_reported_as_it_is_now(grid, tmp_path, monkeypatch):
+    """A store whose suite was edited and re-run holds two configs under one name. The report
+    must not crash on them; for a built-in suite it ranks the configs as the suite is now and
+    names the runs it leaves out."""
+    import mnistlab.reports.build as build
+    from mnistlab.experiments.results import config_key
+    from mnistlab.experiments.suites import load_suite
+
+    store = f"sqlite:///{tmp_path}/store.db"
+    shutil.copy(grid["root"] / "store.db", tmp_path / "store.db")
+    edited = tmp_path / "rep.toml"
+    edited.write_text(SUITE.replace("epochs = 2", "epochs = 1"))
+    assert "epochs = 1" in edited.read_text()
+    argv = ["grid", str(edited), "--store", store, "--runs-dir", str(tmp_path / "runs")]
+    assert main([*argv, "--no-progress", "--no-download"]) == 0
+    report = ["report", "--store", store, "--suite", "rep", "--no-download"]
+
+    # a user's suite: every config is shown, each name with two configs carries its hash
+    assert main([*report, "--out", str(tmp_path / "all")]) == 0
+    rows = markdown_table((tmp_path / "all" / "REPORT.md").read_text(), "## Full results")
+    names = [row["config"] for row in rows]
+    assert len(names) == 6 and all(" (config " in name for name in names)
+
+    # as for a built-in suite: only the edited configs are ranked, the old ones named
+    keys = load_suite(edited).config_keys()
+    monkeypatch.setattr(build, "current_config_keys", lambda suite: keys)
+    assert main([*report, "--out", str(tmp_path / "now")]) == 0
+    markdown = (tmp_path / "now" / "REPORT.md").read_text()
+    rows = markdown_table(markdown, "## Full results")
+    assert sorted(row["config"] for row in rows) == ["g_adam", "g_boom", "g_sgd"]
+    one_epoch = [
+        r
+        for r in RunStore(store, heartbeat=False).records(
+            RunStore(store, heartbeat=False).study("rep", create=False)
+        )
+        if config_key(r.config) in keys
+    ]
+    assert {row["config"]: row["epochs"] for row in rows} == {r.name: "1" for r in one_epoch}
+    assert "Left out of this report's tables: 6 run(s) of 3 config(s)" in markdown
+
+
 def test_bad_input_exits_2_and_keeps_the_report(grid, capsys, tmp_path):
     out = tmp_path / "kept"
     shutil.copytree(grid["out"], out)

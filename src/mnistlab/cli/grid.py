@@ -349,20 +349,12 @@ def cmd_results(args: argparse.Namespace) -> int:
     return 0
 
 
-def _current_keys(suite_name: str | None) -> set[str] | None:
-    """The config keys of a built-in suite as it is now; None for other studies."""
-    from mnistlab.experiments.suites import builtin_suites, load_suite
-
-    if suite_name not in builtin_suites():
-        return None
-    return load_suite(suite_name).config_keys()
-
-
 def _stale_rows(suite_name: str | None, rows: list[dict[str, Any]]) -> list[str]:
     """Rows that are none of a built-in suite's current configs; [] for other studies."""
     from mnistlab.experiments.results import stale_rows
+    from mnistlab.experiments.suites import current_config_keys
 
-    current = _current_keys(suite_name)
+    current = current_config_keys(suite_name)
     return [] if current is None else stale_rows(rows, current)
 
 
@@ -370,8 +362,9 @@ def _print_epochs(args: argparse.Namespace, records: list[Any]) -> int:
     import csv
 
     from mnistlab.experiments.results import EPOCH_FIELDS, config_key, epoch_tables
+    from mnistlab.experiments.suites import current_config_keys
 
-    current = _current_keys(args.suite)
+    current = current_config_keys(args.suite)
     if current is not None:  # a built-in suite: its configs as they are now
         records = [r for r in records if config_key(r.config) in current]
     tables = epoch_tables(records, args.epochs)

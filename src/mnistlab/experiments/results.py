@@ -91,13 +91,11 @@ def config_key(config: dict[str, Any]) -> str:
         return ""  # a config this version cannot read: matches no current config
 
 
-def config_rows(records: list[RunRecord]) -> list[dict[str, Any]]:
-    """One row per config over its finished or diverged seeds, sorted like seed 000's README:
-    val acc desc, params asc, val loss asc, time asc (diverged/unfinished configs last).
-
-    Runs are grouped by name and config: when a suite's config under one name was changed and
-    re-run, the old and new runs are not averaged together; each such row's name carries its
-    config hash (`E1 (config 1a2b3c4d)`)."""
+def config_groups(
+    records: list[RunRecord],
+) -> tuple[dict[tuple[str, str], list[RunRecord]], dict[str, str]]:
+    """The finished or diverged runs by (name, config hash), each alias of an identical config a
+    group of its own; and the name each alias stands for."""
     groups: dict[tuple[str, str], list[RunRecord]] = defaultdict(list)
     same_as: dict[str, str] = {}
     for record in records:
@@ -107,6 +105,17 @@ def config_rows(records: list[RunRecord]) -> list[dict[str, Any]]:
             for alias in record.aliases:  # an identical config listed under another name
                 groups[(alias, key)].append(record)
                 same_as[alias] = record.name
+    return groups, same_as
+
+
+def config_rows(records: list[RunRecord]) -> list[dict[str, Any]]:
+    """One row per config over its finished or diverged seeds, sorted like seed 000's README:
+    val acc desc, params asc, val loss asc, time asc (diverged/unfinished configs last).
+
+    Runs are grouped by name and config: when a suite's config under one name was changed and
+    re-run, the old and new runs are not averaged together; each such row's name carries its
+    config hash (`E1 (config 1a2b3c4d)`)."""
+    groups, same_as = config_groups(records)
     configs_of: dict[str, int] = defaultdict(int)
     for name, _ in groups:
         configs_of[name] += 1
@@ -118,6 +127,7 @@ def config_rows(records: list[RunRecord]) -> list[dict[str, Any]]:
         rows.append(
             {
                 "name": name,
+                "config_name": group_name,
                 "same_as": same_as.get(group_name),
                 "config_key": key,
                 "seeds": len(finished),

@@ -145,6 +145,12 @@ class Suite:
         return [Cell(c.name, c.config.replace(seed=s)) for c in self.cells for s in range(seeds)]
 
 
+def current_config_keys(suite_name: str | None) -> set[str] | None:
+    """The config keys of a built-in suite as it is now; None for any other study."""
+    path = builtin_suites().get(suite_name or "")
+    return None if path is None else load_suite(path).config_keys()
+
+
 def builtin_suite_dir() -> Path:
     return Path(str(resources.files("mnistlab.experiments") / "suites"))
 

@@ -28,9 +28,9 @@ import mnistlab
 from mnistlab.config import TrainConfig
 from mnistlab.engine.device import resolve_device
 from mnistlab.errors import ConfigError, MnistlabError
-from mnistlab.experiments.results import config_rows, stat
+from mnistlab.experiments.results import config_key, config_rows, stat
 from mnistlab.experiments.store import RunRecord, RunStore, masked_url, sqlite_path
-from mnistlab.experiments.suites import builtin_suites, load_suite
+from mnistlab.experiments.suites import builtin_suites, current_config_keys, load_suite
 from mnistlab.fsutil import atomic_write_text
 from mnistlab.models import fit_to_budget
 from mnistlab.models.summary import (
@@ -130,7 +130,14 @@ def write_report(
     store = open_store(store_url)
     suite = choose_suite(store, suite)
     records = store.records(store.study(suite, create=False))
-    groups = group_configs(records)
+    groups, stale = group_configs(records), []
+    # a built-in suite changed since some runs: rank its configs as they are now
+    current = current_config_keys(suite)
+    if current is not None:
+        now = [r for r in records if config_key(r.config) in current]
+        if len(now) < len(records) and ranked(group_configs(now)):
+            groups = group_configs(now)
+            stale = group_configs([r for r in records if r not in now])
     if not ranked(groups):
         counts = state_counts(records).text.rstrip(".") if records else "no runs"
         raise ReportError(f"suite {suite!r} has no finished run yet ({counts}); nothing to report")
@@ -150,6 +157,7 @@ def write_report(
             suite=suite,
             records=records,
             groups=groups,
+            stale=stale,
             budget=budget,
             top_k=top_k,
             command=command,
@@ -275,6 +283,7 @@ class _Context:
     suite: str
     records: list[RunRecord]
     groups: list[ConfigGroup]
+    stale: list[ConfigGroup]  # configs the suite no longer has, left out of the tables
     budget: Budget
     top_k: int
     command: str
@@ -380,6 +389,21 @@ class _Context:
                 "followed by (= other) is the identical config stored under another name."
             ),
             results_table(self.groups),
+            *self.left_out(),
+        ]
+
+    def left_out(self) -> list[Block]:
+        if not self.stale:
+            return []
+        runs = sum(len(g.members) for g in self.stale)  # finished or diverged
+        names = ", ".join(f"{g.name} (config {g.row['config_key'][:8]})" for g in self.stale)
+        return [
+            Paragraph(
+                f"Left out of this report's tables: {runs} run(s) of {len(self.stale)} config(s) "
+                f"that are not suite `{self.suite}`'s as it is now (an earlier version of the "
+                f"suite, or a grid with overrides): {names}. They are in the table of all runs; "
+                "`mnistlab results --suite` lists them."
+            )
         ]
 
     def best(self) -> list[Block]:

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from mnistlab.errors import MnistlabError
-from mnistlab.experiments.results import Stat, config_rows
+from mnistlab.experiments.results import Stat, config_groups, config_rows
 from mnistlab.experiments.store import RunRecord
 from mnistlab.models import model_options
-from mnistlab.records import DONE_STATES, RunStatus
+from mnistlab.records import RunStatus
 from mnistlab.reports.document import Block, Bullets, Paragraph, Table
 
 # the formats of `mnistlab results`, so both print the same strings
@@ -53,12 +53,11 @@ class ConfigGroup:
 
 def group_configs(records: list[RunRecord]) -> list[ConfigGroup]:
     """Config groups in the order of `config_rows` (best first)."""
-    members: dict[str, list[RunRecord]] = defaultdict(list)
-    for record in records:
-        if record.state in DONE_STATES:
-            for name in (record.name, *record.aliases):
-                members[name].append(record)
-    return [ConfigGroup(row, members[row["name"]]) for row in config_rows(records)]
+    groups, _ = config_groups(records)
+    return [
+        ConfigGroup(row, groups[(row["config_name"], row["config_key"])])
+        for row in config_rows(records)
+    ]
 
 
 def resolved_options(config: dict[str, Any]) -> dict[str, Any]:
