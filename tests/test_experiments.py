@@ -526,3 +526,40 @@ def test_results_epochs_prints_each_seeds_curve_from_the_store(tmp_path, capsys)
     assert main(["results", "--store", url, "--epochs", "nosuch"]) == 2
     err = capsys.readouterr().err
     assert "unknown config 'nosuch'" in err and "g_sgd_bs32" in err
+
+
+def test_the_heartbeat_timing_is_kept_in_the_store_for_every_process(tmp_path):
+    """Every process on a store must take a run back after the same silence: the timing is
+    the study's, read by whoever opens it (here a second store object, as another machine)."""
+    from mnistlab.experiments.store import StoreError, Timing
+
+    url = f"sqlite:///{tmp_path}/store.db"
+    study = RunStore(url).study("s")
+    assert RunStore(url).timing(study) == Timing()  # nothing stored: the defaults, 20 s / 60 s
+    RunStore(url).set_timing(study, Timing(heartbeat_seconds=2, grace_seconds=7))
+    other = RunStore(url)
+    assert other.timing(other.study("s", create=False)) == Timing(2, 7)
+    assert Timing(2, 7).poll_seconds == 1.75  # a quarter of the grace, within 0.5..5 s
+    with pytest.raises(StoreError, match="below grace_seconds"):
+        Timing(heartbeat_seconds=60, grace_seconds=60)
+
+
+def test_one_heartbeat_thread_beats_for_each_run_held_and_stops(tmp_path):
+    """grid and tune both hold runs through `RunStore.heartbeats`: each added run's heartbeat
+    is renewed while held, and not after it is discarded or the thread stops."""
+    from mnistlab.experiments.store import Timing
+
+    store = RunStore(f"sqlite:///{tmp_path}/store.db")
+    study = store.study("s")
+    store.set_timing(study, Timing(heartbeat_seconds=0.2, grace_seconds=5))
+    first, second = study.ask(), study.ask()
+    for trial in (first, second):
+        store.own(trial._trial_id)
+    time.sleep(1.2)  # SQLite's CURRENT_TIMESTAMP has whole seconds
+    with store.heartbeats(study) as beats:
+        beats.add(first._trial_id)
+        time.sleep(1.0)
+        ages = store.heartbeat_ages([first._trial_id, second._trial_id])
+        assert ages[first._trial_id] < 1.0 <= ages[second._trial_id]
+        beats.discard(first._trial_id)
+    assert not beats.thread.is_alive()

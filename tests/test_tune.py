@@ -234,15 +234,14 @@ def test_tune_command_resumes_to_the_total_and_shows_test_beside_val(tmp_path, c
 )
 @pytest.mark.long
 def test_a_dead_processes_trial_is_retried_at_the_same_point(
-    tmp_path, monkeypatch, mnist_dir, holder, grace, reason
+    tmp_path, mnist_dir, holder, grace, reason
 ):
     import subprocess
     import sys
 
-    import mnistlab.experiments.store as store_module
     from mnistlab.experiments.owner import Owner, this_process
+    from mnistlab.experiments.store import Timing
 
-    monkeypatch.setattr(store_module, "GRACE_SECONDS", grace)
     text = QUICK_SPACE.replace('"tiny"', '"tiny"\nwidth = 0.5').replace("epochs = 3", "epochs = 1")
     text = text.replace("{ choices = [0.05, 0.00001, 100.0] }", "{ low = 0.01, high = 0.1 }")
     space = load_space(write_space(tmp_path, text))
@@ -259,6 +258,7 @@ def test_a_dead_processes_trial_is_retried_at_the_same_point(
     else:
         owner = Owner("otherhost", "other-boot/other-ns", 4242, 1)
     study = store.study("quick", create=False)
+    store.set_timing(study, Timing(heartbeat_seconds=1, grace_seconds=grace))
     dead = study.ask({"lr": optuna.distributions.FloatDistribution(0.01, 0.1)})
     dead.set_user_attr("state", "running")
     store.set_attr(dead._trial_id, "owner", owner.to_attr())

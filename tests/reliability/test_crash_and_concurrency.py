@@ -24,10 +24,9 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 
 from mnistlab.cli import main
-from mnistlab.experiments import store as store_module
 from mnistlab.experiments.owner import Owner, this_process
 from mnistlab.experiments.runner import enqueue_suite
-from mnistlab.experiments.store import RunStore, StoreError
+from mnistlab.experiments.store import RunStore, StoreError, Timing
 from mnistlab.experiments.suites import load_suite
 from quick_config import quick_base
 
@@ -56,7 +55,8 @@ lr = { low = 0.01, high = 0.1, log = true }
 """
 )
 # a killed run must come back through its dead holder, never by waiting out its heartbeat
-NO_STALE = {"MNISTLAB_HEARTBEAT_SECONDS": "5", "MNISTLAB_GRACE_SECONDS": "900"}
+# (the timing is kept in the store: the grid and tune processes started here read it there)
+NO_STALE = Timing(heartbeat_seconds=5, grace_seconds=900)
 # seconds the last restart may take: minutes under the grace, so waiting it out fails the test
 RESTART_LIMIT = 600
 # the command line, however the cli module is laid out
@@ -146,7 +146,8 @@ def kill_and_restart_at_once(
 ) -> Kills:
     """Start `command`, SIGKILL its whole process group at a random moment, `kills` times in a
     row, each restart immediately after the kill; then run it to the end."""
-    env = {**os.environ, **NO_STALE}
+    store.set_timing(store.study(study), NO_STALE)
+    env = dict(os.environ)
     log = Kills()
     for index in range(kills):
         process = subprocess.Popen(
@@ -313,7 +314,8 @@ def _default_sigint() -> None:
 def test_ctrl_c_during_a_grid_gives_its_runs_back(tmp_path, reliability):
     (tmp_path / "suite.toml").write_text(QUICK_SUITE)
     store = RunStore(store_url(tmp_path), heartbeat=False)
-    env = {**os.environ, **NO_STALE, "PYTHONUNBUFFERED": "1"}
+    store.set_timing(store.study("crash"), NO_STALE)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         grid_command(tmp_path, "--workers", "2"),
         env=env,
@@ -374,9 +376,10 @@ def test_a_worker_killed_under_a_live_coordinator_is_replaced_and_its_run_redone
 ):
     (tmp_path / "suite.toml").write_text(QUICK_SUITE)
     store = RunStore(store_url(tmp_path), heartbeat=False)
+    store.set_timing(store.study("crash"), NO_STALE)
     process = subprocess.Popen(
         grid_command(tmp_path, "--workers", "1"),
-        env={**os.environ, **NO_STALE, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -433,12 +436,12 @@ def test_a_run_is_retried_at_most_three_times_then_reported_failed(tmp_path, cap
     assert "2 of 2 runs done" in capsys.readouterr().out
 
 
-def test_a_dead_holder_on_this_machine_is_taken_back_at_once(tmp_path, monkeypatch):
-    monkeypatch.setattr(store_module, "GRACE_SECONDS", 900)  # never by heartbeat here
+def test_a_dead_holder_on_this_machine_is_taken_back_at_once(tmp_path):
     (tmp_path / "suite.toml").write_text(QUICK_SUITE)
     store = RunStore(store_url(tmp_path))
     enqueue_suite(store, load_suite(tmp_path / "suite.toml"), 1)
     study = store.study("crash", create=False)
+    store.set_timing(study, NO_STALE)  # never by heartbeat here
     me = this_process()
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], text=True,
                           capture_output=True).stdout.strip()  # fmt: skip
@@ -464,9 +467,7 @@ def test_a_dead_holder_on_this_machine_is_taken_back_at_once(tmp_path, monkeypat
 
 
 @pytest.mark.long
-def test_a_run_held_by_another_machine_is_waited_for_then_taken_back_when_stale(
-    tmp_path, capsys, monkeypatch
-):
+def test_a_run_held_by_another_machine_is_waited_for_then_taken_back_when_stale(tmp_path, capsys):
     (tmp_path / "suite.toml").write_text(QUICK_SUITE.replace("[0.02, 0.05]", "[0.05]"))
     store = RunStore(store_url(tmp_path))
     enqueue_suite(store, load_suite(tmp_path / "suite.toml"), 1)
@@ -477,7 +478,7 @@ def test_a_run_held_by_another_machine_is_waited_for_then_taken_back_when_stale(
     argv = [str(tmp_path / "suite.toml"), "--store", store_url(tmp_path)]
     argv += ["--runs-dir", str(tmp_path / "runs"), "--no-progress"]
     # --no-wait: the free cell is trained, the held one named, exit 3
-    monkeypatch.setattr(store_module, "GRACE_SECONDS", 900)
+    store.set_timing(study, NO_STALE)
     assert main(["grid", *argv, "--no-wait"]) == 3
     out = capsys.readouterr().out
     assert "1 of 2 runs done" in out and "still running elsewhere (--no-wait)" in out
@@ -488,7 +489,7 @@ def test_a_run_held_by_another_machine_is_waited_for_then_taken_back_when_stale(
     assert f"(trial {held.number}): otherhost pid 4242, heartbeat" in out
     assert "ago (stale after 900s)" in out
     # waiting: one line says what and for how long, then the silent run is taken back
-    monkeypatch.setattr(store_module, "GRACE_SECONDS", 3)
+    store.set_timing(study, Timing(heartbeat_seconds=1, grace_seconds=3))
     store.heartbeat(held._trial_id)
     assert main(["grid", *argv]) == 0
     out = capsys.readouterr().out

@@ -263,7 +263,14 @@ def cmd_results(args: argparse.Namespace) -> int:
     if args.csv:
         writer = csv.DictWriter(
             sys.stdout,
-            fieldnames=[*RUN_FIELDS, "trial", "aliases", "held_by", "heartbeat_age"],
+            fieldnames=[
+                *RUN_FIELDS,
+                "trial",
+                "aliases",
+                "held_by",
+                "heartbeat_age",
+                "grace_seconds",
+            ],
             lineterminator="\n",
         )
         writer.writeheader()
@@ -331,8 +338,6 @@ def cmd_results(args: argparse.Namespace) -> int:
     for run in runs:
         counts[run["state"]] = counts.get(run["state"], 0) + 1
     console.print("runs: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
-    from mnistlab.experiments.store import GRACE_SECONDS
-
     for run in sorted(runs, key=lambda r: r["trial"]):
         if run["state"] != RunStatus.RUNNING:
             continue
@@ -340,7 +345,7 @@ def cmd_results(args: argparse.Namespace) -> int:
         beat = (
             "no heartbeat"
             if age is None
-            else f"heartbeat {age:.0f}s ago (stale after {GRACE_SECONDS}s)"
+            else f"heartbeat {age:.0f}s ago (stale after {run['grace_seconds']:g}s)"
         )
         held = run["held_by"] or "unknown holder"
         console.print(

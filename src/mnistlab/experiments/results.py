@@ -77,6 +77,7 @@ def run_rows(records: list[RunRecord]) -> list[dict[str, Any]]:
                 # a running run: who holds it ("host pid N") and its heartbeat's age in seconds
                 "held_by": record.owner.describe() if record.owner else None,
                 "heartbeat_age": record.heartbeat_age,
+                "grace_seconds": record.grace_seconds,
             }
         )
     return rows

@@ -26,9 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from mnistlab.config import TrainConfig
 from mnistlab.errors import ConfigError, MnistlabError
-from mnistlab.experiments import store as store_module
 from mnistlab.experiments.results import config_key, config_rows
-from mnistlab.experiments.store import Holder, Progress, RunStore, poll_seconds
+from mnistlab.experiments.store import Progress, RunStore, WaitLine
 from mnistlab.experiments.suites import Suite
 from mnistlab.records import RunStatus
 from mnistlab.run.trust import TrustedModels, check_unchanged
@@ -212,19 +211,21 @@ def run_grid(
     ready: set[int] = set()  # workers that loaded the data and wait for runs
     busy: dict[int, tuple[int, str]] = {}  # worker -> (trial_id, label) of the run it trains
     display = _GridDisplay(progress, store.pending(study), suite_name)
-    last_beat = time.monotonic()
-    exhausted = False  # the last claim found nothing: look again only every poll_seconds()
+    timing = store.timing(study)
+    beats = store.heartbeats(study)  # stopped in the finally below
+    beats.start()
+    exhausted = False  # the last claim found nothing: look again only every poll_seconds
     last_look = 0.0
-    waiting = _WaitLine(log)
+    waiting = WaitLine(log)
 
     def end(index: int) -> None:
-        busy.pop(index)
+        beats.discard(busy.pop(index)[0])
         display.run_done(index)
         display.end_worker(index)
 
     try:
         while True:
-            if exhausted and time.monotonic() - last_look >= poll_seconds():
+            if exhausted and time.monotonic() - last_look >= timing.poll_seconds:
                 exhausted = False  # a held run may have come back: its holder died or went silent
             for index in range(workers):
                 if index in busy or exhausted:
@@ -249,6 +250,7 @@ def run_grid(
                         run_dir=run_dir,
                     )
                 busy[index] = (trial._trial_id, _label(trial))
+                beats.add(trial._trial_id)
                 display.start_worker(index, _label(trial), attrs["config"]["epochs"])
             if not busy:
                 state = store.progress(study, cells)
@@ -258,7 +260,7 @@ def run_grid(
                     break
                 if state.held and not state.waiting:
                     waiting.show(state.held)
-                time.sleep(poll_seconds() if not state.waiting else 0.2)
+                time.sleep(timing.poll_seconds if not state.waiting else 0.2)
                 exhausted = False
                 continue
             try:
@@ -327,10 +329,6 @@ def run_grid(
                     tasks[index] = context.Queue()  # the dead worker may hold the old one's lock
                     processes[index] = start_worker(index)
                     ready.discard(index)
-            if time.monotonic() - last_beat > store_module.HEARTBEAT_SECONDS / 2:
-                for trial_id, _ in busy.values():
-                    store.heartbeat(trial_id)
-                last_beat = time.monotonic()
     except KeyboardInterrupt:
         claimed = [trial_id for trial_id, _ in busy.values()]
         for trial_id in claimed:
@@ -338,6 +336,7 @@ def run_grid(
         log(f"interrupted: {len(claimed)} unfinished run(s) queued again; run `grid` to resume")
         raise
     finally:
+        beats.stop()
         display.close()
         for index, process in enumerate(processes):
             if process.is_alive():
@@ -349,25 +348,6 @@ def run_grid(
     outcome.seconds = time.perf_counter() - started
     outcome.progress = store.progress(study, cells)
     return outcome
-
-
-class _WaitLine:
-    """'waiting for ...' when the runs held elsewhere change, else at most every 30 s."""
-
-    def __init__(self, log: Callable[[str], None]):
-        self.log = log
-        self.shown: tuple[int, ...] = ()
-        self.at = 0.0
-
-    def show(self, held: list[Holder]) -> None:
-        numbers = tuple(sorted(h.number for h in held))
-        if numbers == self.shown and time.monotonic() - self.at < 30:
-            return
-        self.shown, self.at = numbers, time.monotonic()
-        self.log(
-            f"waiting for {len(held)} run(s) held by other processes: "
-            + "; ".join(h.describe() for h in held)
-        )
 
 
 def _label(trial: Any) -> str:

@@ -12,8 +12,9 @@ taken back (re-queued as a new WAITING trial, so it is retried, not lost).
 Taking runs back: a claim records its holder (`owner`: host, pid, process start time; see
 `owner.py`) and a heartbeat. Every claim and enqueue first takes back each RUNNING trial whose
 holder is known dead (same machine, pid gone or reused) at once, and any other whose heartbeat
-is GRACE_SECONDS old. A RUNNING trial without holder or heartbeat was left by a process killed
-inside a claim (a claim writes both under the lock), so it is taken back too.
+is older than the study's grace (`Timing`, kept in the store so every machine uses the same).
+A RUNNING trial without holder or heartbeat was left by a process killed inside a claim (a
+claim writes both under the lock), so it is taken back too.
 
 Exactly once: claiming a WAITING trial must be atomic. PostgreSQL/MySQL do it with the row lock
 Optuna takes (`SELECT ... FOR UPDATE`); SQLite ignores that, so every claim and enqueue on a
@@ -24,11 +25,12 @@ already has a RUNNING or finished trial, so even a duplicate queue entry is neve
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import logging
 import math
-import os
+import threading
 import time
 import warnings
 from collections.abc import Callable, Collection, Iterator
@@ -50,11 +52,6 @@ from mnistlab.experiments.owner import Liveness, Owner, liveness, this_process
 from mnistlab.models.reference import parse_reference, source_of
 from mnistlab.records import DONE_STATES, RunStatus, RunSummary
 
-# A RUNNING trial without a heartbeat for GRACE_SECONDS belongs to a dead worker. The
-# environment may shorten both (fault-injection tests); every process on a store must agree.
-# Read at call time (module attributes), so a test may also patch them.
-HEARTBEAT_SECONDS = int(os.environ.get("MNISTLAB_HEARTBEAT_SECONDS", "20"))
-GRACE_SECONDS = int(os.environ.get("MNISTLAB_GRACE_SECONDS", "60"))
 # key of the PostgreSQL advisory lock that serialises enqueue and claim (any fixed 64-bit value)
 PG_LOCK_KEY = 0x6D6E6973746C6162  # "mnistlab"
 MAX_ATTEMPTS = 3  # automatic re-queues of one run within a grid before it is left failed
@@ -68,6 +65,28 @@ logging.getLogger("optuna").setLevel(logging.WARNING)
 
 class StoreError(MnistlabError):
     """The store URL cannot be opened or used."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How often a holder records its heartbeat, and how old the last one may be before its run
+    is taken back (its holder on another machine is presumed dead). Kept in the store, as the
+    study's `timing` attribute, because every process on a store must use the same."""
+
+    heartbeat_seconds: float = 20.0
+    grace_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.heartbeat_seconds < self.grace_seconds:
+            raise StoreError(
+                f"heartbeat_seconds must be > 0 and below grace_seconds, got "
+                f"{self.heartbeat_seconds} and {self.grace_seconds}"
+            )
+
+    @property
+    def poll_seconds(self) -> float:
+        """How often a process with nothing to train looks for runs to take back."""
+        return max(0.5, min(5.0, self.grace_seconds / 4))
 
 
 @dataclass(frozen=True)
@@ -86,6 +105,7 @@ class RunRecord:
     aliases: tuple[str, ...] = ()
     owner: Owner | None = None  # RUNNING only: who holds it
     heartbeat_age: float | None = None  # RUNNING only: seconds since its last heartbeat
+    grace_seconds: float | None = None  # RUNNING only: taken back once heartbeat_age exceeds it
 
 
 @dataclass(frozen=True)
@@ -96,12 +116,13 @@ class Holder:
     label: str
     owner: Owner | None
     heartbeat_age: float | None  # None: no heartbeat recorded yet
+    grace_seconds: float
 
     def describe(self) -> str:
         who = self.owner.describe() if self.owner else "unknown holder"
         if self.heartbeat_age is None:
             return f"{self.label} (trial {self.number}): {who}, no heartbeat yet"
-        stale_in = max(0.0, GRACE_SECONDS - self.heartbeat_age)
+        stale_in = max(0.0, self.grace_seconds - self.heartbeat_age)
         return (
             f"{self.label} (trial {self.number}): {who}, heartbeat {self.heartbeat_age:.0f}s "
             f"ago, taken back if none for {stale_in:.0f}s more"
@@ -126,11 +147,6 @@ class Progress:
     def pending(self) -> bool:
         """Some cell is queued or running: waiting can still finish it."""
         return self.waiting > 0 or bool(self.held)
-
-
-def poll_seconds() -> float:
-    """How often a process with nothing to train looks for runs to take back."""
-    return max(0.5, min(5.0, GRACE_SECONDS / 4))
 
 
 def trial_attrs(name: str, config: TrainConfig, suite: str) -> dict[str, Any]:
@@ -298,6 +314,15 @@ class RunStore:
                     f"no suite {suite!r} in store {self.url}; stored: {', '.join(names) or 'none'}"
                 ) from None
 
+    def timing(self, study: optuna.Study) -> Timing:
+        """The study's heartbeat timing, as stored; the defaults where none was set."""
+        stored = retry_locked(lambda: study.user_attrs).get("timing")
+        return Timing(**stored) if stored else Timing()
+
+    def set_timing(self, study: optuna.Study, timing: Timing) -> None:
+        """Store the study's timing: every process that opens it from now on uses it."""
+        retry_locked(lambda: study.set_user_attr("timing", dataclasses.asdict(timing)))
+
     def suites(self) -> list[str]:
         return [s.study_name for s in optuna.get_all_study_summaries(self.storage)]
 
@@ -383,13 +408,15 @@ class RunStore:
 
     def take_back(self, study: optuna.Study) -> list[FrozenTrial]:
         """FAIL and re-queue each RUNNING trial whose holder is dead (at once) or silent for
-        GRACE_SECONDS; return them. Call under `lock()`. No-op for a read-only store."""
+        longer than the study's grace; return them. Call under `lock()`. No-op for a read-only
+        store."""
         if not self.takes_back:
             return []
         running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         if not running:
             return []
         me = this_process()
+        grace = self.timing(study).grace_seconds
         ages = self.heartbeat_ages([t._trial_id for t in running])
         taken = []
         for trial in running:
@@ -399,7 +426,7 @@ class RunStore:
                 reason = "orphaned"  # killed inside its claim, which writes both under the lock
             elif liveness(owner, me) is Liveness.DEAD:
                 reason = "holder-died"
-            elif age > GRACE_SECONDS:
+            elif age > grace:
                 reason = "stale"
             else:
                 continue
@@ -439,12 +466,14 @@ class RunStore:
     def holders(self, study: optuna.Study) -> list[Holder]:
         running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         ages = self.heartbeat_ages([t._trial_id for t in running])
+        grace = self.timing(study).grace_seconds
         return [
             Holder(
                 trial.number,
                 _trial_label(trial),
                 Owner.from_attr(trial.user_attrs.get("owner")),
                 ages.get(trial._trial_id),
+                grace,
             )
             for trial in running
         ]
@@ -484,6 +513,10 @@ class RunStore:
         return len(study.get_trials(deepcopy=False, states=states))
 
     # -- a running trial --
+    def heartbeats(self, study: optuna.Study) -> Heartbeats:
+        """The heartbeat thread for this process's runs of `study` (a context manager)."""
+        return Heartbeats(self, self.timing(study))
+
     def heartbeat(self, trial_id: int) -> None:
         retry_locked(lambda: self.storage.record_heartbeat(trial_id))
 
@@ -542,6 +575,7 @@ class RunStore:
         aliases: dict[str, list[str]] = study.user_attrs.get("aliases", {})
         trials = study.get_trials(deepcopy=False)
         ages = self.heartbeat_ages([t._trial_id for t in trials if t.state == TrialState.RUNNING])
+        grace = self.timing(study).grace_seconds if ages else None
         records = []
         for trial in trials:
             attrs = trial.user_attrs
@@ -563,9 +597,74 @@ class RunStore:
                     if trial.state == TrialState.RUNNING
                     else None,
                     heartbeat_age=ages.get(trial._trial_id),
+                    grace_seconds=grace if trial.state == TrialState.RUNNING else None,
                 )
             )
         return records
+
+
+class Heartbeats:
+    """The heartbeat of every run this process holds, recorded from one thread every
+    heartbeat_seconds / 2, for grid and tune alike: an epoch longer than the grace never makes
+    a live holder look dead, whatever its main loop is doing."""
+
+    def __init__(self, store: RunStore, timing: Timing):
+        self.store, self.interval = store, timing.heartbeat_seconds / 2
+        self.trial_ids: set[int] = set()
+        self.guard = threading.Lock()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name="mnistlab-heartbeat", daemon=True)
+
+    def add(self, trial_id: int) -> None:
+        with self.guard:
+            self.trial_ids.add(trial_id)
+
+    def discard(self, trial_id: int) -> None:
+        with self.guard:
+            self.trial_ids.discard(trial_id)
+
+    def _beat(self) -> None:
+        while not self.stopped.wait(self.interval):
+            with self.guard:
+                held = list(self.trial_ids)
+            for trial_id in held:
+                with contextlib.suppress(Exception):  # a missed beat only brings staleness closer
+                    self.store.heartbeat(trial_id)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        if self.thread.is_alive():
+            self.thread.join()
+
+    def __enter__(self) -> Heartbeats:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class WaitLine:
+    """'waiting for N run(s) held by other processes: ...' (grid and tune), printed when the
+    held runs change, else at most every 30 s."""
+
+    def __init__(self, log: Callable[[str], None], prefix: str = "", what: str = "run(s)"):
+        self.log, self.prefix, self.what = log, prefix, what
+        self.shown: tuple[int, ...] = ()
+        self.at = 0.0
+
+    def show(self, held: list[Holder]) -> None:
+        numbers = tuple(sorted(h.number for h in held))
+        if numbers == self.shown and time.monotonic() - self.at < 30:
+            return
+        self.shown, self.at = numbers, time.monotonic()
+        self.log(
+            f"{self.prefix}waiting for {len(held)} {self.what} held by other processes: "
+            + "; ".join(h.describe() for h in held)
+        )
 
 
 def _trial_label(trial: FrozenTrial) -> str:

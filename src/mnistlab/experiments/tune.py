@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,7 +45,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from mnistlab.config import TrainConfig, coerce, read_toml
 from mnistlab.errors import ConfigError, MnistlabError, choices_error
-from mnistlab.experiments.store import Holder, poll_seconds, trial_attrs
+from mnistlab.experiments.store import Holder, WaitLine, trial_attrs
 from mnistlab.records import RunStatus
 from mnistlab.run import MODEL_SHORTCUTS, merge_layers
 
@@ -359,42 +358,39 @@ def run_tune(
             f"study {name}: {remaining} more trial(s) to reach {trials}; each trains up to "
             f"{base.epochs} epochs on {base.train_subset or 'all'} training images",
         )
-    waiting_shown: tuple[tuple[int, ...], float] = ((), 0.0)
+    waiting = WaitLine(lambda line: _log(log, line), f"study {name}: ", "trial(s)")
     verbosity = optuna.logging.get_verbosity()
     # our own line per trial replaces Optuna's (which would print a diverged run as a warning)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    timing = store.timing(study)
     try:
-        while True:
-            trial = _claim_slot(store, study, trials)
-            if trial is None:
-                held = store.holders(study)
-                if not held or not wait:
-                    outcome.held = held
-                    break
-                numbers = tuple(sorted(h.number for h in held))
-                if numbers != waiting_shown[0] or time.monotonic() - waiting_shown[1] > 30:
-                    waiting_shown = (numbers, time.monotonic())
-                    _log(
-                        log,
-                        f"study {name}: waiting for {len(held)} trial(s) held by other "
-                        "processes: " + "; ".join(h.describe() for h in held),
-                    )
-                time.sleep(poll_seconds())
-                continue
-            outcome.ran_here += 1
-            try:
-                with _Heartbeat(store, trial._trial_id):
+        with store.heartbeats(study) as beats:
+            while True:
+                trial = _claim_slot(store, study, trials)
+                if trial is None:
+                    held = store.holders(study)
+                    if not held or not wait:
+                        outcome.held = held
+                        break
+                    waiting.show(held)
+                    time.sleep(timing.poll_seconds)
+                    continue
+                outcome.ran_here += 1
+                beats.add(trial._trial_id)
+                try:
                     state, value = trainer.run(trial)
-            except UpdateFinishedTrialError:
-                # silent too long (a stalled process): another process took it back
-                _log(log, f"trial {trial.number}: taken back meanwhile; this result not stored")
-                continue
-            except BaseException:
-                # Ctrl-C or a store error: give the slot back, its point is queued again
-                with contextlib.suppress(Exception):
-                    store.release(study, trial._trial_id, "interrupted")
-                raise
-            study.tell(trial, value, state=state, skip_if_finished=True)
+                except UpdateFinishedTrialError:
+                    # silent too long (a stalled process): another process took it back
+                    _log(log, f"trial {trial.number}: taken back meanwhile; this result not stored")
+                    continue
+                except BaseException:
+                    # Ctrl-C or a store error: give the slot back, its point is queued again
+                    with contextlib.suppress(Exception):
+                        store.release(study, trial._trial_id, "interrupted")
+                    raise
+                finally:
+                    beats.discard(trial._trial_id)
+                study.tell(trial, value, state=state, skip_if_finished=True)
     finally:
         optuna.logging.set_verbosity(verbosity)
     outcome.seconds = time.perf_counter() - started
@@ -416,30 +412,6 @@ def _claim_slot(store: RunStore, study: optuna.Study, total: int) -> optuna.Tria
         # anything else after a crash; counted toward the total only once a result
         trial.set_user_attr("state", str(RunStatus.RUNNING))
         return trial
-
-
-class _Heartbeat:
-    """Records a trial's heartbeat from a thread while it trains (epochs may be long)."""
-
-    def __init__(self, store: RunStore, trial_id: int):
-        self.store, self.trial_id = store, trial_id
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._beat, daemon=True)
-
-    def _beat(self) -> None:
-        from mnistlab.experiments import store as store_module
-
-        while not self.stop.wait(store_module.HEARTBEAT_SECONDS / 2):
-            with contextlib.suppress(Exception):  # a missed beat only brings staleness closer
-                self.store.heartbeat(self.trial_id)
-
-    def __enter__(self) -> _Heartbeat:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join()
 
 
 @dataclass
