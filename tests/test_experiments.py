@@ -472,6 +472,23 @@ def _record(number: int, name: str, seed: int, config, val_acc: float, epochs=()
     return RunRecord(number, name, seed, name, "finished", run_config, summary, list(epochs), "")
 
 
+def test_result_rows_carry_exactly_their_declared_keys():
+    """ConfigRow and RunRow are what reports, compare and the API read by key: a key added to
+    a row but not declared (or declared and never filled) is a reader's KeyError later."""
+    from mnistlab.experiments.results import ConfigRow, RunRow, config_rows, run_rows
+
+    suite = parse_suite(tomllib.loads(QUICK_SUITE), source="q")
+    cell = suite.cells[0]
+    records = [
+        _record(0, cell.name, 0, cell.config, 98.0),
+        _record(1, cell.name, 1, cell.config, 99.0),
+    ]
+    (row,) = config_rows(records)
+    assert set(row) == set(ConfigRow.__annotations__)
+    assert row["seeds"] == 2 and row["val_acc"].mean == 98.5
+    assert all(set(r) == set(RunRow.__annotations__) for r in run_rows(records))
+
+
 def test_runs_of_a_changed_config_are_not_averaged_with_the_new_ones():
     """A suite edited after a grid: the store holds E1's old runs and its new ones under one
     name. Averaging them would report neither experiment; --top must rank the current ones."""

@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
@@ -42,6 +42,9 @@ from mnistlab.models.summary import CheckItem, ModelCard, checklist, model_card,
 from mnistlab.records import RunStatus
 from mnistlab.run import layer_config
 from mnistlab.run.directory import check_out_dir, default_out_dir
+
+if TYPE_CHECKING:
+    from mnistlab.experiments.results import ConfigRow, RunRow
 from mnistlab.run.options import RunOptions
 
 ModelLike = str | nn.Module | type[nn.Module] | Callable[..., nn.Module]
@@ -427,7 +430,9 @@ def grid(
     return results(loaded.name, store=store)
 
 
-def results(suite: str, *, store: str = DEFAULT_STORE, runs: bool = False) -> list[dict[str, Any]]:
+def results(
+    suite: str, *, store: str = DEFAULT_STORE, runs: bool = False
+) -> list[ConfigRow] | list[RunRow]:
     """Per-config rows (mean ± std over seeds), or per-run rows with `runs=True`."""
     from mnistlab.experiments.results import config_rows, run_rows
     from mnistlab.experiments.store import RunStore

@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from mnistlab.config import TrainConfig
 from mnistlab.errors import ConfigError, MnistlabError, choices_error
@@ -51,9 +51,56 @@ def stat(values: list[float | None]) -> Stat:
     return Stat(statistics.fmean(numbers), std, len(numbers))
 
 
-def run_rows(records: list[RunRecord]) -> list[dict[str, Any]]:
+class RunRow(TypedDict):
+    """One run (trial) of the store, as `results --runs` and reports read it."""
+
+    name: str
+    seed: int
+    state: str  # a RunStatus value
+    val_acc: float | None
+    test_acc: float | None
+    val_loss: float | None
+    best_epoch: int | None
+    epochs: int | None
+    params: int | None
+    seconds: float | None
+    seconds_per_epoch: float | None
+    device: str | None
+    run_dir: str | None
+    cell_id: str
+    trial: int
+    aliases: list[str]
+    held_by: str | None
+    heartbeat_age: float | None
+    grace_seconds: float | None
+
+
+class ConfigRow(TypedDict):
+    """One config over its finished seeds, as `results`, `report` and `compare` read it."""
+
+    name: str  # carries "(config HASH)" when one name has several configs in the store
+    config_name: str
+    same_as: str | None
+    config_key: str
+    seeds: int
+    diverged: int
+    model: str | None
+    optimizer: str | None
+    scheduler: str | None
+    lr: float | None
+    batch_size: int | None
+    epochs: int | None
+    params: int | None
+    val_acc: Stat
+    test_acc: Stat
+    val_loss: Stat
+    best_epoch: Stat
+    seconds_per_epoch: Stat
+
+
+def run_rows(records: list[RunRecord]) -> list[RunRow]:
     """One dict per run (trial), finished or not; numbers are None where a run has none."""
-    rows = []
+    rows: list[RunRow] = []
     for record in records:
         summary = record.summary
         rows.append(
@@ -109,7 +156,7 @@ def config_groups(
     return groups, same_as
 
 
-def config_rows(records: list[RunRecord]) -> list[dict[str, Any]]:
+def config_rows(records: list[RunRecord]) -> list[ConfigRow]:
     """One row per config over its finished or diverged seeds, sorted like seed 000's README:
     val acc desc, params asc, val loss asc, time asc (diverged/unfinished configs last).
 
@@ -120,7 +167,7 @@ def config_rows(records: list[RunRecord]) -> list[dict[str, Any]]:
     configs_of: dict[str, int] = defaultdict(int)
     for name, _ in groups:
         configs_of[name] += 1
-    rows = []
+    rows: list[ConfigRow] = []
     for (group_name, key), members in groups.items():
         name = group_name if configs_of[group_name] == 1 else f"{group_name} (config {key[:8]})"
         finished = [m.summary for m in members if m.state == RunStatus.FINISHED]
@@ -148,7 +195,7 @@ def config_rows(records: list[RunRecord]) -> list[dict[str, Any]]:
             }
         )
 
-    def key(row: dict[str, Any]) -> tuple:
+    def key(row: ConfigRow) -> tuple:
         missing = row["val_acc"].mean is None
         return (
             missing,
@@ -189,7 +236,7 @@ def epoch_tables(records: list[RunRecord], name: str) -> list[tuple[RunRecord, l
     ]
 
 
-def stale_rows(rows: list[dict[str, Any]], current_keys: set[str]) -> list[str]:
+def stale_rows(rows: list[ConfigRow], current_keys: set[str]) -> list[str]:
     """Names of config rows that are none of a suite's current configs (an earlier version of
     the suite, or a grid run with overrides such as --epochs)."""
     return [row["name"] for row in rows if row["config_key"] not in current_keys]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mnistlab.errors import MnistlabError
-from mnistlab.experiments.results import Stat, config_groups, config_rows
+from mnistlab.experiments.results import ConfigRow, Stat, config_groups, config_rows
 from mnistlab.experiments.store import RunRecord
 from mnistlab.models import model_options
 from mnistlab.records import RunStatus
@@ -26,7 +26,7 @@ DIGITS = {"val_acc": 2, "test_acc": 2, "val_loss": 4, "best_epoch": 1, "seconds_
 class ConfigGroup:
     """One config name: its `config_rows` row and the runs behind it (finished or diverged)."""
 
-    row: dict[str, Any]
+    row: ConfigRow
     members: list[RunRecord]
 
     @property
@@ -42,10 +42,10 @@ class ConfigGroup:
         return [m for m in self.members if m.state == RunStatus.FINISHED]
 
     def stat(self, key: str) -> Stat:
-        return self.row[key]
+        return self.row[key]  # type: ignore[literal-required]  # key: one of the Stat fields
 
     def fmt(self, key: str) -> str:
-        return self.row[key].format(DIGITS[key])
+        return self.stat(key).format(DIGITS[key])
 
     def label(self) -> str:
         return self.name + (f" (= {self.row['same_as']})" if self.row["same_as"] else "")
