@@ -548,7 +548,8 @@ def test_results_epochs_prints_each_seeds_curve_from_the_store(tmp_path, capsys)
 def test_the_heartbeat_timing_is_kept_in_the_store_for_every_process(tmp_path):
     """Every process on a store must take a run back after the same silence: the timing is
     the study's, read by whoever opens it (here a second store object, as another machine)."""
-    from mnistlab.experiments.store import StoreError, Timing
+    from mnistlab.experiments.heartbeat import Timing
+    from mnistlab.experiments.storage import StoreError
 
     url = f"sqlite:///{tmp_path}/store.db"
     study = RunStore(url).study("s")
@@ -564,7 +565,7 @@ def test_the_heartbeat_timing_is_kept_in_the_store_for_every_process(tmp_path):
 def test_one_heartbeat_thread_beats_for_each_run_held_and_stops(tmp_path):
     """grid and tune both hold runs through `RunStore.heartbeats`: each added run's heartbeat
     is renewed while held, and not after it is discarded or the thread stops."""
-    from mnistlab.experiments.store import Timing
+    from mnistlab.experiments.heartbeat import Timing
 
     store = RunStore(f"sqlite:///{tmp_path}/store.db")
     study = store.study("s")

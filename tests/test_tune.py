@@ -239,8 +239,8 @@ def test_a_dead_processes_trial_is_retried_at_the_same_point(
     import subprocess
     import sys
 
+    from mnistlab.experiments.heartbeat import Timing
     from mnistlab.experiments.owner import Owner, this_process
-    from mnistlab.experiments.store import Timing
 
     text = QUICK_SPACE.replace('"tiny"', '"tiny"\nwidth = 0.5').replace("epochs = 3", "epochs = 1")
     text = text.replace("{ choices = [0.05, 0.00001, 100.0] }", "{ low = 0.01, high = 0.1 }")

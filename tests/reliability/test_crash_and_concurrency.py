@@ -24,9 +24,11 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 
 from mnistlab.cli import main
+from mnistlab.experiments.heartbeat import Timing
 from mnistlab.experiments.owner import Owner, this_process
 from mnistlab.experiments.runner import enqueue_suite
-from mnistlab.experiments.store import RunStore, StoreError, Timing
+from mnistlab.experiments.storage import StoreError
+from mnistlab.experiments.store import RunStore
 from mnistlab.experiments.suites import load_suite
 from quick_config import quick_base
 

@@ -1,4 +1,9 @@
-"""Experiments: suites (grids as data), the Optuna-backed run store, the grid runner, results."""
+"""Experiments: suites (grids as data), the Optuna-backed run store, the grid runner, results.
+
+The queue, by job: `storage` opens an Optuna storage from a URL; `owner` names a holder and
+tells a dead one on this machine; `heartbeat` keeps a holder's heartbeat and its timing;
+`store` claims, takes back and records runs (exactly once); `runner` is the grid's event loop
+over worker processes; `tune` drives an Optuna search on the same store."""
 
 # the default store sits beside the run directories, so `runs/` holds a whole experiment
 DEFAULT_STORE = "sqlite:///runs/mnistlab.db"

@@ -22,7 +22,8 @@ from mnistlab.config import read_toml
 from mnistlab.errors import ConfigError, choices_error
 from mnistlab.experiments import BINOMIAL_N, NOISE_RULE
 from mnistlab.experiments.results import Stat, config_key, stat
-from mnistlab.experiments.store import RunRecord, RunStore, masked_url, sqlite_path
+from mnistlab.experiments.storage import masked_url, sqlite_path
+from mnistlab.experiments.store import RunRecord, RunStore
 from mnistlab.experiments.suites import PUBLISHED_METRICS, Suite, builtin_suites, load_suite
 from mnistlab.records import DONE_STATES, RunStatus
 

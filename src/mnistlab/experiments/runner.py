@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from mnistlab.config import TrainConfig
 from mnistlab.errors import ConfigError, MnistlabError
+from mnistlab.experiments.heartbeat import WaitLine
 from mnistlab.experiments.results import config_key, config_rows
-from mnistlab.experiments.store import Progress, RunStore, WaitLine
+from mnistlab.experiments.store import Progress, RunStore
 from mnistlab.experiments.suites import Suite
 from mnistlab.records import RunStatus
 from mnistlab.run.trust import TrustedModels, check_unchanged

@@ -28,65 +28,36 @@ import contextlib
 import dataclasses
 import fcntl
 import json
-import logging
 import math
-import threading
-import time
-import warnings
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import optuna
 import sqlalchemy
 from optuna.exceptions import UpdateFinishedTrialError
-from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from mnistlab.config import TrainConfig
-from mnistlab.errors import MnistlabError, first_line
+from mnistlab.errors import first_line
 from mnistlab.experiments import DEFAULT_STORE
+from mnistlab.experiments.heartbeat import Heartbeats, Holder, Timing
 from mnistlab.experiments.owner import Liveness, Owner, liveness, this_process
+from mnistlab.experiments.storage import (
+    StoreError,
+    masked_url,
+    open_storage,
+    postgres_driver_url,
+    retry_locked,
+    sqlite_path,
+)
 from mnistlab.models.reference import parse_reference, source_of
 from mnistlab.records import DONE_STATES, RunStatus, RunSummary
 
 # key of the PostgreSQL advisory lock that serialises enqueue and claim (any fixed 64-bit value)
 PG_LOCK_KEY = 0x6D6E6973746C6162  # "mnistlab"
 MAX_ATTEMPTS = 3  # automatic re-queues of one run within a grid before it is left failed
-T = TypeVar("T")
-
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-# heartbeats and fail_stale_trials are marked experimental; the warning would repeat every claim
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-logging.getLogger("optuna").setLevel(logging.WARNING)
-
-
-class StoreError(MnistlabError):
-    """The store URL cannot be opened or used."""
-
-
-@dataclass(frozen=True)
-class Timing:
-    """How often a holder records its heartbeat, and how old the last one may be before its run
-    is taken back (its holder on another machine is presumed dead). Kept in the store, as the
-    study's `timing` attribute, because every process on a store must use the same."""
-
-    heartbeat_seconds: float = 20.0
-    grace_seconds: float = 60.0
-
-    def __post_init__(self) -> None:
-        if not 0 < self.heartbeat_seconds < self.grace_seconds:
-            raise StoreError(
-                f"heartbeat_seconds must be > 0 and below grace_seconds, got "
-                f"{self.heartbeat_seconds} and {self.grace_seconds}"
-            )
-
-    @property
-    def poll_seconds(self) -> float:
-        """How often a process with nothing to train looks for runs to take back."""
-        return max(0.5, min(5.0, self.grace_seconds / 4))
 
 
 @dataclass(frozen=True)
@@ -106,27 +77,6 @@ class RunRecord:
     owner: Owner | None = None  # RUNNING only: who holds it
     heartbeat_age: float | None = None  # RUNNING only: seconds since its last heartbeat
     grace_seconds: float | None = None  # RUNNING only: taken back once heartbeat_age exceeds it
-
-
-@dataclass(frozen=True)
-class Holder:
-    """A RUNNING trial and who holds it, as seen by this process."""
-
-    number: int
-    label: str
-    owner: Owner | None
-    heartbeat_age: float | None  # None: no heartbeat recorded yet
-    grace_seconds: float
-
-    def describe(self) -> str:
-        who = self.owner.describe() if self.owner else "unknown holder"
-        if self.heartbeat_age is None:
-            return f"{self.label} (trial {self.number}): {who}, no heartbeat yet"
-        stale_in = max(0.0, self.grace_seconds - self.heartbeat_age)
-        return (
-            f"{self.label} (trial {self.number}): {who}, heartbeat {self.heartbeat_age:.0f}s "
-            f"ago, taken back if none for {stale_in:.0f}s more"
-        )
 
 
 @dataclass
@@ -164,68 +114,6 @@ def trial_attrs(name: str, config: TrainConfig, suite: str) -> dict[str, Any]:
     return attrs
 
 
-def sqlite_path(url: str) -> Path | None:
-    if url.startswith("sqlite:///"):
-        return Path(url.removeprefix("sqlite:///"))
-    return None
-
-
-def retry_locked(action: Callable[[], T], attempts: int = 8) -> T:
-    """Retry on SQLite's 'database is locked' with backoff instead of failing the user's grid."""
-    delay = 0.1
-    for attempt in range(attempts):
-        try:
-            return action()
-        except Exception as error:  # sqlalchemy OperationalError, wrapped or not
-            if "locked" not in str(error).lower() or attempt == attempts - 1:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
-    raise AssertionError("unreachable")
-
-
-POSTGRES_INSTALL = "pip install 'mnistlab[postgres]'"
-
-
-def masked_url(url: str) -> str:
-    """The URL with its password replaced by ***, for messages."""
-    scheme, sep, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not sep or not at or ":" not in credentials:
-        return url
-    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
-
-
-def postgres_driver_url(url: str) -> str:
-    """`postgresql://` with an explicit driver: SQLAlchemy 2.1 means psycopg 3 by it, 2.0
-    psycopg2, so the bare scheme fails whenever the other one is installed."""
-    scheme, sep, rest = url.partition("://")
-    if scheme != "postgresql":
-        return url  # the user named a driver
-    for module, driver in (("psycopg", "psycopg"), ("psycopg2", "psycopg2")):
-        try:
-            __import__(module)
-        except ImportError:
-            continue
-        return f"postgresql+{driver}{sep}{rest}"
-    raise StoreError(f"a PostgreSQL store needs a driver: {POSTGRES_INSTALL}")
-
-
-def _open_storage(url: str, kwargs: dict[str, Any]) -> RDBStorage:
-    # Several processes opening a new PostgreSQL database at once race to create Optuna's
-    # tables ("duplicate key ... pg_type_typname_nsp_index"); the loser finds them made when
-    # it tries again. (SQLite stores are opened under the file lock.)
-    for attempt in range(5):
-        try:
-            return RDBStorage(url, **kwargs)
-        except Exception as error:
-            text = str(error).lower()
-            if attempt == 4 or not ("duplicate key" in text or "already exists" in text):
-                raise
-            time.sleep(0.2 * (attempt + 1))
-    raise AssertionError("unreachable")
-
-
 class RunStore:
     """A suite's study in an Optuna storage, with exactly-once claims."""
 
@@ -256,7 +144,7 @@ class RunStore:
         # Study.optimize, and cannot tell a dead holder on this machine from a slow one.
         try:
             with self.lock():
-                self.storage = _open_storage(storage_url, kwargs)
+                self.storage = open_storage(storage_url, kwargs)
         except StoreError:
             raise
         except Exception as error:
@@ -515,7 +403,7 @@ class RunStore:
     # -- a running trial --
     def heartbeats(self, study: optuna.Study) -> Heartbeats:
         """The heartbeat thread for this process's runs of `study` (a context manager)."""
-        return Heartbeats(self, self.timing(study))
+        return Heartbeats(self.heartbeat, self.timing(study))
 
     def heartbeat(self, trial_id: int) -> None:
         retry_locked(lambda: self.storage.record_heartbeat(trial_id))
@@ -601,70 +489,6 @@ class RunStore:
                 )
             )
         return records
-
-
-class Heartbeats:
-    """The heartbeat of every run this process holds, recorded from one thread every
-    heartbeat_seconds / 2, for grid and tune alike: an epoch longer than the grace never makes
-    a live holder look dead, whatever its main loop is doing."""
-
-    def __init__(self, store: RunStore, timing: Timing):
-        self.store, self.interval = store, timing.heartbeat_seconds / 2
-        self.trial_ids: set[int] = set()
-        self.guard = threading.Lock()
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._beat, name="mnistlab-heartbeat", daemon=True)
-
-    def add(self, trial_id: int) -> None:
-        with self.guard:
-            self.trial_ids.add(trial_id)
-
-    def discard(self, trial_id: int) -> None:
-        with self.guard:
-            self.trial_ids.discard(trial_id)
-
-    def _beat(self) -> None:
-        while not self.stopped.wait(self.interval):
-            with self.guard:
-                held = list(self.trial_ids)
-            for trial_id in held:
-                with contextlib.suppress(Exception):  # a missed beat only brings staleness closer
-                    self.store.heartbeat(trial_id)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stopped.set()
-        if self.thread.is_alive():
-            self.thread.join()
-
-    def __enter__(self) -> Heartbeats:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-class WaitLine:
-    """'waiting for N run(s) held by other processes: ...' (grid and tune), printed when the
-    held runs change, else at most every 30 s."""
-
-    def __init__(self, log: Callable[[str], None], prefix: str = "", what: str = "run(s)"):
-        self.log, self.prefix, self.what = log, prefix, what
-        self.shown: tuple[int, ...] = ()
-        self.at = 0.0
-
-    def show(self, held: list[Holder]) -> None:
-        numbers = tuple(sorted(h.number for h in held))
-        if numbers == self.shown and time.monotonic() - self.at < 30:
-            return
-        self.shown, self.at = numbers, time.monotonic()
-        self.log(
-            f"{self.prefix}waiting for {len(held)} {self.what} held by other processes: "
-            + "; ".join(h.describe() for h in held)
-        )
 
 
 def _trial_label(trial: FrozenTrial) -> str:

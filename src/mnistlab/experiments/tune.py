@@ -45,7 +45,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from mnistlab.config import TrainConfig, coerce, read_toml
 from mnistlab.errors import ConfigError, MnistlabError, choices_error
-from mnistlab.experiments.store import Holder, WaitLine, trial_attrs
+from mnistlab.experiments.heartbeat import Holder, WaitLine
+from mnistlab.experiments.store import trial_attrs
 from mnistlab.records import RunStatus
 from mnistlab.run import MODEL_SHORTCUTS, merge_layers
 
@@ -494,7 +495,7 @@ def _open_study(
     pruner: optuna.pruners.BasePruner,
     sampler: optuna.samplers.BaseSampler | None,
 ) -> optuna.Study:
-    from mnistlab.experiments.store import retry_locked
+    from mnistlab.experiments.storage import retry_locked
 
     # constant_liar: trials running in other processes count as bad guesses, so parallel
     # workers spread out instead of all sampling the same promising point

@@ -29,7 +29,8 @@ from mnistlab.config import TrainConfig
 from mnistlab.engine.device import resolve_device
 from mnistlab.errors import ConfigError, MnistlabError
 from mnistlab.experiments.results import config_key, config_rows, stat
-from mnistlab.experiments.store import RunRecord, RunStore, masked_url, sqlite_path
+from mnistlab.experiments.storage import masked_url, sqlite_path
+from mnistlab.experiments.store import RunRecord, RunStore
 from mnistlab.experiments.suites import builtin_suites, current_config_keys, load_suite
 from mnistlab.fsutil import atomic_write_text
 from mnistlab.models import fit_to_budget
